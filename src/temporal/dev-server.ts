@@ -1,0 +1,132 @@
+/**
+ * Runs the real Temporal dev server (`temporal server start-dev`, the CLI that `npm run setup`
+ * installs pinned into .tools/venv) as a child process and waits until its frontend answers.
+ *
+ * We start the CLI ourselves instead of `TestWorkflowEnvironment.createLocal()` because the SDK
+ * downloads its own binary (impossible here) and gives the server only 5 s to come up, which a
+ * loaded 2-core machine can miss. Failure modes: the binary is missing (a clear error names the
+ * setup command), a port is taken (the server exits and we report its stderr), or it does not answer
+ * within `startupTimeoutMs` (we kill it and report the tail of its log).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+
+export type SearchAttributeType = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
+
+export interface DevServerOptions {
+  /** Path to the `temporal` CLI binary. Default: the one `npm run setup` installs. */
+  readonly cliPath?: string;
+  readonly ip?: string;
+  /** gRPC frontend port; 0 or undefined picks a free one. */
+  readonly port?: number;
+  /** Web UI port; undefined picks a free one; `false` runs headless. */
+  readonly uiPort?: number | false;
+  /** SQLite file; undefined keeps everything in memory. */
+  readonly dbFile?: string;
+  readonly namespace?: string;
+  readonly searchAttributes?: Readonly<Record<string, SearchAttributeType>>;
+  readonly startupTimeoutMs?: number;
+  /** Extra dynamic config values, passed as --dynamic-config-value KEY=JSON. */
+  readonly dynamicConfig?: Readonly<Record<string, unknown>>;
+}
+
+export interface DevServer {
+  readonly address: string;
+  readonly uiUrl: string | undefined;
+  readonly namespace: string;
+  readonly process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_TEMPORAL_CLI_PATH = path.resolve(__dirname, '..', '..', '.tools', 'venv', 'bin', 'temporal');
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  const cliPath = options.cliPath ?? DEFAULT_TEMPORAL_CLI_PATH;
+  if (!existsSync(cliPath)) {
+    throw new Error(`Temporal CLI not found at ${cliPath}; run "npm run setup" to install the pinned CLI`);
+  }
+  const ip = options.ip ?? '127.0.0.1';
+  const port = options.port && options.port > 0 ? options.port : await freePort(ip);
+  const uiPort = options.uiPort === false ? undefined : (options.uiPort ?? (await freePort(ip)));
+  const namespace = options.namespace ?? 'default';
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--log-level', 'error'];
+  args.push('--http-port', String(await freePort(ip)), '--metrics-port', String(await freePort(ip)));
+  if (uiPort === undefined) args.push('--headless');
+  else args.push('--ui-port', String(uiPort), '--ui-ip', ip);
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (namespace !== 'default') args.push('--namespace', namespace);
+  for (const [name, type] of Object.entries(options.searchAttributes ?? {})) {
+    args.push('--search-attribute', `${name}=${type}`);
+  }
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  }
+
+  const child = spawn(cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const keepLog = (chunk: Buffer): void => {
+    log = (log + chunk.toString('utf8')).slice(-8_000);
+  };
+  child.stdout?.on('data', keepLog);
+  child.stderr?.on('data', keepLog);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exitPromise = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    }),
+  );
+
+  const address = `${ip}:${port}`;
+  const deadline = Date.now() + (options.startupTimeoutMs ?? 60_000);
+  for (;;) {
+    if (exited) {
+      throw new Error(`Temporal dev server exited (code ${String(exited.code)}) during startup: ${log.trim()}`);
+    }
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+      } finally {
+        await connection.close();
+      }
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`Temporal dev server did not answer on ${address}: ${String(err)}; log: ${log.trim()}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  return {
+    address,
+    uiUrl: uiPort === undefined ? undefined : `http://${ip}:${uiPort}`,
+    namespace,
+    process: child,
+    async stop(): Promise<void> {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exitPromise;
+      clearTimeout(timer);
+    },
+  };
+}
