@@ -41,7 +41,15 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_TEMPORAL_CLI_PATH = path.resolve(__dirname, '..', '..', '.tools', 'venv', 'bin', 'temporal');
+export const DEFAULT_TEMPORAL_CLI_PATH = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  '.tools',
+  'venv',
+  'bin',
+  'temporal',
+);
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -97,7 +105,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const deadline = Date.now() + (options.startupTimeoutMs ?? 60_000);
   for (;;) {
     if (exited) {
-      throw new Error(`Temporal dev server exited (code ${String(exited.code)}) during startup: ${log.trim()}`);
+      throw new Error(
+        `Temporal dev server exited (code ${String(exited.code)}) during startup: ${log.trim()}`,
+      );
     }
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1_000 });
@@ -110,7 +120,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     } catch (err) {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`Temporal dev server did not answer on ${address}: ${String(err)}; log: ${log.trim()}`);
+        throw new Error(`Temporal dev server did not answer on ${address}; log: ${log.trim()}`, {
+          cause: err,
+        });
       }
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -8,7 +8,11 @@ import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 let server: Promise<DevServer> | undefined;
 
 export function testTemporal(): Promise<DevServer> {
-  server ??= startDevServer({ uiPort: false, searchAttributes: SEARCH_ATTRIBUTE_TYPES, startupTimeoutMs: 120_000 });
+  server ??= startDevServer({
+    uiPort: false,
+    searchAttributes: SEARCH_ATTRIBUTE_TYPES,
+    startupTimeoutMs: 120_000,
+  });
   return server;
 }
 
@@ -21,6 +25,10 @@ export async function stopTestTemporal(): Promise<void> {
 
 /** A workflow id / task queue unique to one test, derived from its title (house style). */
 export function uniqueName(title: string): string {
-  const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+  const slug = title
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 60);
   return `${slug}-${process.pid}-${Date.now().toString(36)}`;
 }
