@@ -1,0 +1,176 @@
+/**
+ * Configuration, read and validated once at start. This is the only module that reads
+ * `process.env`; everything else receives the typed `AppConfig` (or a part of it) as an argument.
+ *
+ * Every problem is collected and reported together in one `ConfigError`, naming each variable and
+ * what is wrong with it, never its value when the variable holds a secret.
+ *
+ * Temporal: with `TEMPORAL_ADDRESS`, `TEMPORAL_PROFILE` or `TEMPORAL_CONFIG_FILE` set, the connection
+ * comes from `@temporalio/envconfig` (profiles, API key, mTLS, the standard `TEMPORAL_*` variables)
+ * and nothing is started; otherwise the product runs its embedded dev server.
+ * Stripe: with `STRIPE_SECRET_KEY` set, the real Stripe API is used; otherwise the local Stripe
+ * server (the emulator) is started and used.
+ */
+import path from 'node:path';
+import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
+import { z } from 'zod';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface TemporalConfig {
+  /** `embedded`: start the pinned dev server; `external`: connect through envconfig. */
+  readonly mode: 'embedded' | 'external';
+  readonly connect: ClientConnectConfig | undefined;
+  readonly namespace: string;
+  readonly taskQueue: string;
+  readonly embedded: { readonly port: number; readonly uiPort: number; readonly dbFile: string };
+}
+
+export interface StripeConfig {
+  /** `emulator`: start and use the local Stripe server; `stripe`: the real API. */
+  readonly mode: 'emulator' | 'stripe';
+  readonly secretKey: string;
+  readonly emulatorPort: number;
+  /** Override of the API endpoint (e.g. an emulator started elsewhere). */
+  readonly apiBase:
+    { readonly host: string; readonly port: number; readonly protocol: 'http' | 'https' } | undefined;
+  readonly webhookSecrets: readonly string[];
+  /** Client-side timeout; kept below the Stripe activities' start-to-close timeout. */
+  readonly requestTimeoutMs: number;
+}
+
+export interface AppConfig {
+  readonly dataDir: string;
+  readonly temporal: TemporalConfig;
+  readonly stripe: StripeConfig;
+  readonly http: { readonly host: string; readonly port: number };
+  readonly provisioning: { readonly sqlitePath: string };
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The key the embedded emulator accepts; it is not a secret (no real account behind it). */
+export const EMULATOR_SECRET_KEY = 'sk_test_emulator';
+
+const port = z.coerce.number().int().min(1).max(65_535);
+const SECRET_VARS = new Set(['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRETS', 'TEMPORAL_API_KEY']);
+
+const schema = z.object({
+  DATA_DIR: z.string().min(1).default('data'),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  HTTP_PORT: port.default(3000),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  TEMPORAL_TASK_QUEUE: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, ".", "_" or "-", at most 200')
+    .default('checkout'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_EMBEDDED_PORT: port.default(7233),
+  TEMPORAL_EMBEDDED_UI_PORT: port.default(8233),
+  STRIPE_SECRET_KEY: z
+    .string()
+    .regex(
+      /^(sk|rk)_(test|live)_[A-Za-z0-9]{8,}$/,
+      'must be a Stripe secret or restricted key (sk_… or rk_…)',
+    )
+    .optional(),
+  STRIPE_ALLOW_LIVE_KEY: z.enum(['true', 'false']).default('false'),
+  STRIPE_API_BASE: z.url({ protocol: /^https?$/ }).optional(),
+  STRIPE_EMULATOR_PORT: port.default(12111),
+  STRIPE_WEBHOOK_SECRETS: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0),
+    )
+    .pipe(z.array(z.string().regex(/^whsec_[A-Za-z0-9]+$/, 'each secret must look like whsec_…')).max(2))
+    .optional(),
+  STRIPE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(60_000).default(10_000),
+  PROVISIONING_SQLITE_PATH: z.string().min(1).optional(),
+});
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const parsed = schema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? '(environment)');
+      const shown = SECRET_VARS.has(name) ? '' : ` (got ${JSON.stringify(env[name])})`;
+      problems.push(`${name}: ${issue.message}${shown}`);
+    }
+  }
+
+  if (env.STRIPE_SECRET_KEY?.includes('_live_') && env.STRIPE_ALLOW_LIVE_KEY !== 'true') {
+    problems.push('STRIPE_SECRET_KEY: is a live-mode key; set STRIPE_ALLOW_LIVE_KEY=true to move real money');
+  }
+
+  const external = Boolean(env.TEMPORAL_ADDRESS || env.TEMPORAL_PROFILE || env.TEMPORAL_CONFIG_FILE);
+  let connect: ClientConnectConfig | undefined;
+  if (external) {
+    try {
+      const overrideEnvVars = Object.fromEntries(
+        Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
+      );
+      connect = loadClientConnectConfig({ overrideEnvVars, profile: env.TEMPORAL_PROFILE });
+    } catch (err) {
+      problems.push(`TEMPORAL_* / envconfig profile: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const v = parsed.data;
+
+  const dataDir = path.resolve(v.DATA_DIR);
+  let apiBase: StripeConfig['apiBase'];
+  if (v.STRIPE_API_BASE) {
+    const u = new URL(v.STRIPE_API_BASE);
+    const protocol = u.protocol === 'https:' ? 'https' : 'http';
+    apiBase = { host: u.hostname, port: u.port ? Number(u.port) : protocol === 'https' ? 443 : 80, protocol };
+  }
+  return {
+    dataDir,
+    logLevel: v.LOG_LEVEL,
+    http: { host: v.HTTP_HOST, port: v.HTTP_PORT },
+    temporal: {
+      mode: external ? 'external' : 'embedded',
+      connect,
+      namespace: connect?.namespace ?? v.TEMPORAL_NAMESPACE,
+      taskQueue: v.TEMPORAL_TASK_QUEUE,
+      embedded: {
+        port: v.TEMPORAL_EMBEDDED_PORT,
+        uiPort: v.TEMPORAL_EMBEDDED_UI_PORT,
+        dbFile: path.join(dataDir, 'temporal.sqlite'),
+      },
+    },
+    stripe: {
+      mode: v.STRIPE_SECRET_KEY ? 'stripe' : 'emulator',
+      secretKey: v.STRIPE_SECRET_KEY ?? EMULATOR_SECRET_KEY,
+      emulatorPort: v.STRIPE_EMULATOR_PORT,
+      apiBase,
+      webhookSecrets: v.STRIPE_WEBHOOK_SECRETS ?? [],
+      requestTimeoutMs: v.STRIPE_TIMEOUT_MS,
+    },
+    provisioning: { sqlitePath: v.PROVISIONING_SQLITE_PATH ?? path.join(dataDir, 'provisioning.sqlite') },
+  };
+}
+
+/** A copy safe to log: secrets replaced by a marker that keeps only the key's mode. */
+export function redactConfig(config: AppConfig): unknown {
+  const mode = config.stripe.secretKey.includes('_live_') ? 'live' : 'test';
+  return {
+    ...config,
+    stripe: {
+      ...config.stripe,
+      secretKey: `[redacted ${mode} key]`,
+      webhookSecrets: config.stripe.webhookSecrets.map(() => '[redacted]'),
+    },
+    temporal: { ...config.temporal, connect: config.temporal.connect ? '[envconfig profile]' : undefined },
+  };
+}
