@@ -25,7 +25,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import qs from 'qs';
 import { z } from 'zod';
+import { type RawRequest, type RawResponse, type RawRoute } from './router';
 
 /** The part of an emulator event that delivery needs; the whole event is serialized as the body. */
 export interface WebhookEvent {
@@ -519,4 +521,110 @@ function shuffleNotInOrder<T>(items: T[], random: () => number): void {
     items[0] = items[1] as T;
     items[1] = first;
   }
+}
+
+/**
+ * The control API for webhooks, under `/_emulator/` (no API key, JSON or form bodies):
+ *
+ *   POST   /_emulator/webhook_endpoints        register; answers the endpoint with its `secret`
+ *   GET    /_emulator/webhook_endpoints        list
+ *   GET    /_emulator/webhook_endpoints/:id    one endpoint
+ *   DELETE /_emulator/webhook_endpoints/:id    remove; its pending deliveries are canceled
+ *   GET    /_emulator/webhook_deliveries       delivery records (`?endpoint=we_…&event=evt_…`)
+ */
+export function webhookControlRoutes(dispatcher: WebhookDispatcher): RawRoute[] {
+  return [
+    {
+      kind: 'raw',
+      method: 'POST',
+      pattern: '/_emulator/webhook_endpoints',
+      handler: (request) => {
+        let params: unknown;
+        try {
+          params = parseControlBody(request);
+        } catch (error) {
+          return controlError(400, `Invalid request body: ${(error as Error).message}`, undefined);
+        }
+        try {
+          return json(200, dispatcher.createEndpoint(params));
+        } catch (error) {
+          if (error instanceof WebhookParamError) return controlError(400, error.message, error.param);
+          throw error;
+        }
+      },
+    },
+    {
+      kind: 'raw',
+      method: 'GET',
+      pattern: '/_emulator/webhook_endpoints',
+      handler: () =>
+        json(200, {
+          object: 'list',
+          url: '/_emulator/webhook_endpoints',
+          has_more: false,
+          data: dispatcher.listEndpoints(),
+        }),
+    },
+    {
+      kind: 'raw',
+      method: 'GET',
+      pattern: '/_emulator/webhook_endpoints/:id',
+      handler: (request) => {
+        const id = request.pathParams.id ?? '';
+        const endpoint = dispatcher.getEndpoint(id);
+        return endpoint === undefined ? noSuchEndpoint(id) : json(200, endpoint);
+      },
+    },
+    {
+      kind: 'raw',
+      method: 'DELETE',
+      pattern: '/_emulator/webhook_endpoints/:id',
+      handler: (request) => {
+        const id = request.pathParams.id ?? '';
+        return dispatcher.deleteEndpoint(id)
+          ? json(200, { id, object: 'webhook_endpoint', deleted: true })
+          : noSuchEndpoint(id);
+      },
+    },
+    {
+      kind: 'raw',
+      method: 'GET',
+      pattern: '/_emulator/webhook_deliveries',
+      handler: (request) => {
+        const endpoint = request.query.get('endpoint') ?? undefined;
+        const event = request.query.get('event') ?? undefined;
+        return json(200, {
+          object: 'list',
+          url: '/_emulator/webhook_deliveries',
+          has_more: false,
+          data: dispatcher.deliveries({
+            ...(endpoint === undefined ? {} : { endpoint }),
+            ...(event === undefined ? {} : { event }),
+          }),
+        });
+      },
+    },
+  ];
+}
+
+function parseControlBody(request: RawRequest): unknown {
+  const text = request.body.toString('utf8');
+  if (text.trim() === '') return {};
+  const contentType = String(request.headers['content-type'] ?? '');
+  if (contentType.includes('application/json') || /^\s*[[{]/.test(text)) return JSON.parse(text) as unknown;
+  return qs.parse(text);
+}
+
+function noSuchEndpoint(id: string): RawResponse {
+  return controlError(404, `No such webhook endpoint: '${id}'`, 'id');
+}
+
+function controlError(status: number, message: string, param: string | undefined): RawResponse {
+  return json(status, {
+    error: { type: 'invalid_request_error', message, ...(param === undefined ? {} : { param }) },
+  });
+}
+
+function json(status: number, body: unknown): RawResponse {
+  return { status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body, null, 2) };
 }
