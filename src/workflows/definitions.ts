@@ -1,9 +1,14 @@
 /**
  * The one module that workflow code, the worker, the client and the tests all share: the task
- * queue, search attributes, messages (signals, queries, updates) and result types. No string in
- * here is written twice anywhere else.
+ * queue, search attributes, the checkout input and its validation, the idempotency-key scheme,
+ * messages (signals, queries, updates) and result types. No string in here is written twice anywhere
+ * else.
+ *
+ * Everything here runs inside the workflow sandbox too, so it is plain, deterministic TypeScript:
+ * no I/O, no clock, no randomness, no imports beyond `@temporalio/common` and `@temporalio/workflow`.
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const TASK_QUEUE = 'checkout';
 
@@ -18,3 +23,495 @@ export const CheckoutStateAttr = defineSearchAttributeKey('CheckoutState', 'KEYW
 export const OrderIdAttr = defineSearchAttributeKey('OrderId', 'KEYWORD');
 export const StripePaymentIntentIdAttr = defineSearchAttributeKey('StripePaymentIntentId', 'KEYWORD');
 export const NeedsAttentionSinceAttr = defineSearchAttributeKey('NeedsAttentionSince', 'DATETIME');
+
+/** Failure types that cross from activities (or the workflow) to callers. Branch on these strings. */
+export const FailureType = {
+  InvalidCheckoutInput: 'InvalidCheckoutInput',
+  /** The same idempotency key was used with other parameters: never retried, never compensated. */
+  IdempotencyMismatch: 'IdempotencyMismatch',
+  /** Stripe stored a 500 under the key: the outcome is unknown and replays forever. Read back. */
+  StripeOutcomeUnknown: 'StripeOutcomeUnknown',
+  StripeConnection: 'StripeConnection',
+  StripeIdempotencyKeyInUse: 'StripeIdempotencyKeyInUse',
+  StripeTransient: 'StripeTransient',
+  StripeLockTimeout: 'StripeLockTimeout',
+  StripeRateLimited: 'StripeRateLimited',
+  StripeInvalidRequest: 'StripeInvalidRequest',
+  StripeAuthentication: 'StripeAuthentication',
+  StripePermission: 'StripePermission',
+  StripeUnexpected: 'StripeUnexpected',
+  ProvisioningFailed: 'ProvisioningFailed',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+// ---------------------------------------------------------------------------------------------
+// Input and validation
+
+/**
+ * The longest key is `checkout-<order id>/payment/g<generation>/confirm`: 9 + 200 + 10 + 2 + 8 =
+ * 229 characters, under Stripe's 255 (contract I3) with room to spare.
+ */
+export const ORDER_ID_MAX_LENGTH = 200;
+/** A deliberate new attempt bumps the generation; past this many the checkout stops taking cards. */
+export const MAX_GENERATIONS = 10;
+/** Stripe's own ceiling for most currencies is eight digits of minor units. */
+export const AMOUNT_MAX = 99_999_999;
+export const QUANTITY_MAX = 10_000;
+
+export interface ProvisionItem {
+  readonly sku: string;
+  readonly quantity: number;
+}
+
+/** Durations a caller (or a test) may shorten; every one has a documented production default. */
+export interface CheckoutOptions {
+  /** How long a customer has to finish 3-D Secure (or an async method to settle). Default 1 h. */
+  readonly paymentActionTimeoutMs?: number;
+  /** First interval between reads of a pending PaymentIntent; doubles up to 1 min. Default 5 s. */
+  readonly paymentPollIntervalMs?: number;
+  /** How long a declined checkout waits for `retryPayment` before it ends declined. Default 15 min. */
+  readonly paymentRetryWindowMs?: number;
+  /**
+   * How long one key's Stripe writes may keep being retried, measured from the key's first use.
+   * Stripe prunes keys after 24 h; the default 20 h leaves margin. Past it the workflow reads
+   * Stripe instead of posting again.
+   */
+  readonly stripeKeyBudgetMs?: number;
+  /** Start-to-close of one Stripe call; keep it above the worker's Stripe client timeout. Default 30 s. */
+  readonly stripeCallTimeoutMs?: number;
+  /** How often a needs-attention checkout re-reads Stripe on its own. Default 5 min. */
+  readonly reconcileIntervalMs?: number;
+}
+
+export interface CheckoutInput {
+  readonly orderId: string;
+  /** Positive integer in the currency's minor unit (cents for usd). */
+  readonly amount: number;
+  /** ISO 4217, lowercase, as Stripe spells it. */
+  readonly currency: string;
+  /** Stripe customer id (`cus_…`). */
+  readonly customerId: string;
+  /** Stripe payment method id (`pm_…`). */
+  readonly paymentMethodId: string;
+  /** What to provision once Stripe says the payment succeeded. */
+  readonly provision: ProvisionItem;
+  readonly options?: CheckoutOptions;
+}
+
+export type Validation<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problems: readonly string[] };
+
+const ORDER_ID_RE = /^[A-Za-z0-9_-]+$/;
+const CURRENCY_RE = /^[a-z]{3}$/;
+const CUSTOMER_ID_RE = /^cus_[A-Za-z0-9]{1,200}$/;
+const PAYMENT_METHOD_ID_RE = /^pm_[A-Za-z0-9_]{1,200}$/;
+const SKU_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const ACTOR_MAX = 200;
+const REASON_MAX = 1_000;
+const DURATION_MAX_MS = 7 * 24 * 60 * 60 * 1000;
+const KEY_BUDGET_MAX_MS = 23 * 60 * 60 * 1000;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkString(
+  problems: string[],
+  field: string,
+  v: unknown,
+  re: RegExp,
+  what: string,
+  maxLength: number,
+): string {
+  if (typeof v !== 'string') {
+    problems.push(`${field}: must be a string (${what})`);
+    return '';
+  }
+  if (v.length === 0 || v.length > maxLength || !re.test(v)) {
+    problems.push(`${field}: must be ${what}, at most ${maxLength} characters`);
+  }
+  return v;
+}
+
+function checkInt(problems: string[], field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    problems.push(`${field}: must be an integer from ${min} to ${max}`);
+    return 0;
+  }
+  return v;
+}
+
+const OPTION_LIMITS: Readonly<Record<keyof CheckoutOptions, readonly [number, number]>> = {
+  paymentActionTimeoutMs: [1, DURATION_MAX_MS],
+  paymentPollIntervalMs: [1, DURATION_MAX_MS],
+  paymentRetryWindowMs: [0, DURATION_MAX_MS],
+  stripeKeyBudgetMs: [1, KEY_BUDGET_MAX_MS],
+  stripeCallTimeoutMs: [1, 10 * 60 * 1000],
+  reconcileIntervalMs: [1, DURATION_MAX_MS],
+};
+
+function isOptionName(k: string): k is keyof CheckoutOptions {
+  return Object.prototype.hasOwnProperty.call(OPTION_LIMITS, k);
+}
+
+/**
+ * Validates a checkout input from anywhere (the client, the HTTP intake, the workflow itself),
+ * listing every problem with the field it concerns. Unknown fields are rejected so a typo cannot
+ * silently drop an option.
+ */
+export function validateCheckoutInput(input: unknown): Validation<CheckoutInput> {
+  const problems: string[] = [];
+  if (!isRecord(input)) return { ok: false, problems: ['input: must be an object'] };
+  const known = ['orderId', 'amount', 'currency', 'customerId', 'paymentMethodId', 'provision', 'options'];
+  for (const k of Object.keys(input)) {
+    if (!known.includes(k)) problems.push(`${k}: unknown field`);
+  }
+  const orderId = checkString(
+    problems,
+    'orderId',
+    input.orderId,
+    ORDER_ID_RE,
+    'letters, digits, "_" or "-"',
+    ORDER_ID_MAX_LENGTH,
+  );
+  const amount = checkInt(problems, 'amount', input.amount, 1, AMOUNT_MAX);
+  const currency = checkString(
+    problems,
+    'currency',
+    input.currency,
+    CURRENCY_RE,
+    'a lowercase ISO 4217 code such as "usd"',
+    3,
+  );
+  const customerId = checkString(
+    problems,
+    'customerId',
+    input.customerId,
+    CUSTOMER_ID_RE,
+    'a Stripe customer id (cus_…)',
+    204,
+  );
+  const paymentMethodId = checkPaymentMethodId(problems, 'paymentMethodId', input.paymentMethodId);
+  let provision: ProvisionItem = { sku: '', quantity: 0 };
+  if (!isRecord(input.provision)) {
+    problems.push('provision: must be an object { sku, quantity }');
+  } else {
+    for (const k of Object.keys(input.provision)) {
+      if (k !== 'sku' && k !== 'quantity') problems.push(`provision.${k}: unknown field`);
+    }
+    provision = {
+      sku: checkString(
+        problems,
+        'provision.sku',
+        input.provision.sku,
+        SKU_RE,
+        'letters, digits, ".", "_" or "-"',
+        64,
+      ),
+      quantity: checkInt(problems, 'provision.quantity', input.provision.quantity, 1, QUANTITY_MAX),
+    };
+  }
+  const options: Record<string, number> = {};
+  if (input.options !== undefined) {
+    if (!isRecord(input.options)) {
+      problems.push('options: must be an object');
+    } else {
+      for (const [k, v] of Object.entries(input.options)) {
+        if (v === undefined) continue;
+        if (!isOptionName(k)) {
+          problems.push(`options.${k}: unknown option`);
+          continue;
+        }
+        const [min, max] = OPTION_LIMITS[k];
+        options[k] = checkInt(problems, `options.${k}`, v, min, max);
+      }
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    value: { orderId, amount, currency, customerId, paymentMethodId, provision, options },
+  };
+}
+
+function checkPaymentMethodId(problems: string[], field: string, v: unknown): string {
+  return checkString(problems, field, v, PAYMENT_METHOD_ID_RE, 'a Stripe payment method id (pm_…)', 203);
+}
+
+function checkActorReason(problems: string[], input: Record<string, unknown>): void {
+  if (typeof input.actor !== 'string' || input.actor.trim().length === 0 || input.actor.length > ACTOR_MAX) {
+    problems.push(`actor: must be a non-empty string of at most ${ACTOR_MAX} characters`);
+  }
+  if (
+    typeof input.reason !== 'string' ||
+    input.reason.trim().length === 0 ||
+    input.reason.length > REASON_MAX
+  ) {
+    problems.push(`reason: must be a non-empty string of at most ${REASON_MAX} characters`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity and idempotency keys
+
+export const WORKFLOW_ID_PREFIX = 'checkout-';
+
+/** The only place a workflow id is derived from an order id: a double submit is the same workflow. */
+export function checkoutWorkflowId(orderId: string): string {
+  return `${WORKFLOW_ID_PREFIX}${orderId}`;
+}
+
+export type StripeWriteStep = 'create' | 'confirm' | 'cancel';
+
+/**
+ * `<workflow id>/payment/g<generation>/<step>`: stable across activity retries, worker restarts and
+ * replays; only a deliberate new attempt (a new generation) changes it. No clock, no randomness, no
+ * customer data.
+ */
+export function paymentIdempotencyKey(workflowId: string, generation: number, step: StripeWriteStep): string {
+  return `${workflowId}/payment/g${generation}/${step}`;
+}
+
+/** Metadata on every PaymentIntent, so Stripe objects can be found and read back by order. */
+export interface CheckoutMetadata {
+  readonly order_id: string;
+  readonly checkout_workflow_id: string;
+  readonly generation: string;
+}
+
+/** The parameters the workflow builds for `paymentIntents.create` (a subset of Stripe's). */
+export interface CreatePaymentIntentParams {
+  readonly amount: number;
+  readonly currency: string;
+  readonly customer: string;
+  /** Cards only, never a redirect: a confirm needs no `return_url` (contract: PaymentIntents). */
+  readonly automatic_payment_methods: { readonly enabled: true; readonly allow_redirects: 'never' };
+  readonly description: string;
+  readonly metadata: CheckoutMetadata;
+}
+
+export interface ConfirmPaymentIntentParams {
+  readonly payment_method: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What activities return (plain data: it crosses into workflow history)
+
+export type PaymentIntentStatus =
+  | 'requires_payment_method'
+  | 'requires_confirmation'
+  | 'requires_action'
+  | 'processing'
+  | 'requires_capture'
+  | 'canceled'
+  | 'succeeded';
+
+export interface PaymentIntentSnapshot {
+  readonly id: string;
+  readonly status: PaymentIntentStatus;
+  readonly amount: number;
+  readonly currency: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly lastPaymentError:
+    { readonly code: string | undefined; readonly declineCode: string | undefined } | undefined;
+}
+
+export interface Decline {
+  readonly code: string;
+  readonly declineCode: string | undefined;
+  readonly paymentIntentId: string | undefined;
+  readonly message: string;
+}
+
+/** A card decline is an answer, not an error: it is returned, never thrown. */
+export type ConfirmOutcome =
+  | { readonly outcome: 'payment_intent'; readonly paymentIntent: PaymentIntentSnapshot }
+  | ({ readonly outcome: 'declined' } & Decline);
+
+export interface PaymentIntentSearchResult {
+  readonly paymentIntents: readonly PaymentIntentSnapshot[];
+}
+
+export interface ProvisionRequest {
+  readonly workflowId: string;
+  readonly orderId: string;
+  readonly paymentIntentId: string;
+  readonly item: ProvisionItem;
+}
+
+export interface Entitlement {
+  readonly entitlementId: string;
+  readonly workflowId: string;
+  readonly orderId: string;
+  readonly paymentIntentId: string;
+  readonly sku: string;
+  readonly quantity: number;
+  readonly createdAt: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State, status, messages
+
+export const CHECKOUT_STATES = [
+  'validating',
+  'reconciling',
+  'creating_payment',
+  'confirming_payment',
+  'awaiting_customer_action',
+  'awaiting_async_payment',
+  'paid',
+  'provisioning',
+  'completed',
+  'declined',
+  'expired',
+  'canceled',
+  'needs_attention',
+] as const;
+export type CheckoutState = (typeof CHECKOUT_STATES)[number];
+
+/** States the workflow ends in. `needs_attention` is not one: it waits for an operator. */
+export const TERMINAL_STATES: readonly CheckoutState[] = ['completed', 'declined', 'expired', 'canceled'];
+export const MONEY_TAKEN_STATES: readonly CheckoutState[] = ['paid', 'provisioning', 'completed'];
+
+export type NeedsAttentionReason =
+  /** Same key, other parameters: someone else used our key. Never retried, never compensated. */
+  | 'idempotency_mismatch'
+  /** Stripe stored a 500 (or the key's budget ran out) and reading back was inconclusive. */
+  | 'payment_outcome_unknown'
+  /** Stripe rejected a request we built (a 400 other than a decline): a bug or a config problem. */
+  | 'stripe_rejected_request'
+  /** Stripe shows a PaymentIntent in a state this checkout does not expect (e.g. requires_capture). */
+  | 'unexpected_payment_state'
+  /** More than one PaymentIntent for this checkout succeeded: refund by hand. */
+  | 'multiple_successful_payments'
+  | 'provisioning_failed';
+
+export interface NeedsAttention {
+  readonly reason: NeedsAttentionReason;
+  readonly detail: string;
+  readonly since: string;
+  /** True only when Stripe was read and shows no charge, so a new card (`retryPayment`) is safe. */
+  readonly retryAllowed: boolean;
+}
+
+export interface AuditEntry {
+  readonly at: string;
+  readonly actor: string;
+  readonly action: string;
+  readonly reason: string;
+}
+
+export interface CheckoutStatus {
+  readonly workflowId: string;
+  readonly orderId: string;
+  readonly state: CheckoutState;
+  readonly generation: number;
+  readonly amount: number;
+  readonly currency: string;
+  /** The PaymentIntent the checkout currently follows. */
+  readonly paymentIntentId: string | undefined;
+  /** Every PaymentIntent this checkout has created or adopted, oldest first. */
+  readonly paymentIntentIds: readonly string[];
+  readonly decline: Decline | undefined;
+  readonly needsAttention: NeedsAttention | undefined;
+  readonly entitlement: Entitlement | undefined;
+  /** State changes and operator actions, oldest first, each with who, when and why. */
+  readonly audit: readonly AuditEntry[];
+}
+
+export type CheckoutResult =
+  | {
+      readonly outcome: 'completed';
+      readonly orderId: string;
+      readonly paymentIntentId: string;
+      readonly amount: number;
+      readonly currency: string;
+      readonly generation: number;
+      readonly entitlement: Entitlement;
+    }
+  | {
+      readonly outcome: 'declined';
+      readonly orderId: string;
+      readonly generation: number;
+      readonly decline: Decline;
+    }
+  | {
+      readonly outcome: 'expired';
+      readonly orderId: string;
+      readonly generation: number;
+      readonly paymentIntentId: string | undefined;
+    }
+  | {
+      readonly outcome: 'canceled';
+      readonly orderId: string;
+      readonly generation: number;
+      readonly paymentIntentId: string | undefined;
+      readonly actor: string;
+      readonly reason: string;
+    };
+
+export interface RetryPaymentRequest {
+  readonly paymentMethodId: string;
+  readonly actor: string;
+  readonly reason: string;
+}
+
+export interface CancelRequest {
+  readonly actor: string;
+  readonly reason: string;
+}
+
+export type ResolveOutcome =
+  /** Read Stripe again (by id, or by metadata search) and continue from what it shows. */
+  | 'recheck'
+  /** Give up without charging: cancel any open PaymentIntent (keyed) and end `canceled`. */
+  | 'abandon';
+
+export interface ResolveRequest {
+  readonly actor: string;
+  readonly reason: string;
+  readonly outcome: ResolveOutcome;
+}
+
+/** Structural checks shared by the client and the workflow's update validators. */
+export function validateRetryPaymentRequest(input: unknown): Validation<RetryPaymentRequest> {
+  if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
+  const problems: string[] = [];
+  checkPaymentMethodId(problems, 'paymentMethodId', input.paymentMethodId);
+  checkActorReason(problems, input);
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as RetryPaymentRequest };
+}
+
+export function validateCancelRequest(input: unknown): Validation<CancelRequest> {
+  if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
+  const problems: string[] = [];
+  checkActorReason(problems, input);
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as CancelRequest };
+}
+
+export function validateResolveRequest(input: unknown): Validation<ResolveRequest> {
+  if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
+  const problems: string[] = [];
+  checkActorReason(problems, input);
+  if (input.outcome !== 'recheck' && input.outcome !== 'abandon') {
+    problems.push('outcome: must be "recheck" or "abandon"');
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as ResolveRequest };
+}
+
+export const checkoutWorkflowType = 'checkout';
+
+export const statusQuery = defineQuery<CheckoutStatus>('status');
+/** A new card after a decline (or after an inconclusive attempt Stripe shows uncharged). */
+export const retryPaymentUpdate = defineUpdate<CheckoutStatus, [RetryPaymentRequest]>('retryPayment');
+export const cancelUpdate = defineUpdate<CheckoutStatus, [CancelRequest]>('cancel');
+export const resolveUpdate = defineUpdate<CheckoutStatus, [ResolveRequest]>('resolve');
+/**
+ * Something (a webhook, issue 4) says a PaymentIntent changed: wake the wait and read it now. The
+ * signal carries no authority; the workflow always reads Stripe itself.
+ */
+export const paymentIntentChangedSignal =
+  defineSignal<[{ readonly paymentIntentId: string }]>('paymentIntentChanged');

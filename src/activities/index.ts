@@ -1,0 +1,225 @@
+/**
+ * Activities: the only code that talks to Stripe or provisions anything. They are built by a
+ * factory that receives their dependencies, so the worker passes real ones and tests pass fakes.
+ *
+ * Every Stripe write receives its idempotency key and its parameters from the workflow; nothing in
+ * here derives a key, reads a clock into parameters or adds randomness, so a retry of an activity is
+ * byte-for-byte the request Stripe already saw. Errors are classified at this boundary by
+ * `classifyStripeError` (src/stripe/errors.ts): only `ApplicationFailure` with a string `type` leaves.
+ *
+ * Two Stripe answers are turned into results rather than failures, because they are answers:
+ * a card decline (402) on confirm, and a confirm or cancel refused because the PaymentIntent is
+ * already past that point (`payment_intent_unexpected_state`, e.g. a confirm replayed after the key
+ * was pruned finds the PaymentIntent already succeeded). For the latter the activity reads the
+ * PaymentIntent and returns it, so the workflow decides on what Stripe shows.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type Stripe from 'stripe';
+import { classifyStripeError, toActivityFailure } from '../stripe/errors';
+import type { Provisioner } from '../provisioning';
+import {
+  FailureType,
+  type ConfirmOutcome,
+  type ConfirmPaymentIntentParams,
+  type CreatePaymentIntentParams,
+  type Entitlement,
+  type PaymentIntentSearchResult,
+  type PaymentIntentSnapshot,
+  type PaymentIntentStatus,
+  type ProvisionRequest,
+} from '../workflows/definitions';
+
+export interface ActivityDependencies {
+  readonly stripe: Stripe;
+  readonly provisioner: Provisioner;
+}
+
+export interface CreatePaymentIntentInput {
+  readonly idempotencyKey: string;
+  readonly params: CreatePaymentIntentParams;
+}
+
+export interface ConfirmPaymentIntentInput {
+  readonly idempotencyKey: string;
+  readonly paymentIntentId: string;
+  readonly params: ConfirmPaymentIntentParams;
+}
+
+export interface CancelPaymentIntentInput {
+  readonly idempotencyKey: string;
+  readonly paymentIntentId: string;
+}
+
+export function snapshotOf(pi: Stripe.PaymentIntent): PaymentIntentSnapshot {
+  const err = pi.last_payment_error;
+  return {
+    id: pi.id,
+    status: paymentIntentStatus(pi.status),
+    amount: pi.amount,
+    currency: pi.currency,
+    metadata: { ...pi.metadata },
+    lastPaymentError: err
+      ? { code: err.code ?? undefined, declineCode: err.decline_code ?? undefined }
+      : undefined,
+  };
+}
+
+const KNOWN_STATUSES: readonly PaymentIntentStatus[] = [
+  'requires_payment_method',
+  'requires_confirmation',
+  'requires_action',
+  'processing',
+  'requires_capture',
+  'canceled',
+  'succeeded',
+];
+
+function paymentIntentStatus(status: string): PaymentIntentStatus {
+  const known = KNOWN_STATUSES.find((s) => s === status);
+  if (known) return known;
+  // A status this code does not know cannot be treated as paid or unpaid: stop and say so.
+  throw ApplicationFailure.create({
+    message: `Stripe returned an unknown PaymentIntent status "${status}"`,
+    type: FailureType.StripeUnexpected,
+    nonRetryable: true,
+  });
+}
+
+function isUnexpectedState(err: unknown): boolean {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'code' in err &&
+    (err as { code?: unknown }).code === 'payment_intent_unexpected_state'
+  );
+}
+
+// The workflow builds the params from its own narrower, readonly types; the SDK wants its own.
+function createParams(p: CreatePaymentIntentParams): Stripe.PaymentIntentCreateParams {
+  return {
+    amount: p.amount,
+    currency: p.currency,
+    customer: p.customer,
+    automatic_payment_methods: { ...p.automatic_payment_methods },
+    description: p.description,
+    metadata: { ...p.metadata },
+  };
+}
+
+export function createActivities(deps: ActivityDependencies) {
+  const { stripe, provisioner } = deps;
+
+  async function retrieve(paymentIntentId: string): Promise<PaymentIntentSnapshot> {
+    try {
+      return snapshotOf(await stripe.paymentIntents.retrieve(paymentIntentId));
+    } catch (err) {
+      throw toActivityFailure(err);
+    }
+  }
+
+  return {
+    /** Creates an unconfirmed PaymentIntent: no money moves, whatever happens to the response. */
+    async createPaymentIntent(input: CreatePaymentIntentInput): Promise<PaymentIntentSnapshot> {
+      try {
+        const pi = await stripe.paymentIntents.create(createParams(input.params), {
+          idempotencyKey: input.idempotencyKey,
+        });
+        return snapshotOf(pi);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    },
+
+    /** Confirms a known PaymentIntent. It can succeed at most once, whatever the number of calls. */
+    async confirmPaymentIntent(input: ConfirmPaymentIntentInput): Promise<ConfirmOutcome> {
+      try {
+        const pi = await stripe.paymentIntents.confirm(
+          input.paymentIntentId,
+          { payment_method: input.params.payment_method },
+          { idempotencyKey: input.idempotencyKey },
+        );
+        return { outcome: 'payment_intent', paymentIntent: snapshotOf(pi) };
+      } catch (err) {
+        if (isUnexpectedState(err)) {
+          return { outcome: 'payment_intent', paymentIntent: await retrieve(input.paymentIntentId) };
+        }
+        const c = classifyStripeError(err);
+        if (c.kind === 'declined') {
+          return {
+            outcome: 'declined',
+            ...c.decline,
+            paymentIntentId: c.decline.paymentIntentId ?? input.paymentIntentId,
+          };
+        }
+        throw c.failure;
+      }
+    },
+
+    /** Cancels a PaymentIntent so a late payment cannot land; one already past cancel is returned as is. */
+    async cancelPaymentIntent(input: CancelPaymentIntentInput): Promise<PaymentIntentSnapshot> {
+      try {
+        const pi = await stripe.paymentIntents.cancel(
+          input.paymentIntentId,
+          {},
+          { idempotencyKey: input.idempotencyKey },
+        );
+        return snapshotOf(pi);
+      } catch (err) {
+        if (isUnexpectedState(err)) return retrieve(input.paymentIntentId);
+        throw toActivityFailure(err);
+      }
+    },
+
+    /** Reads a PaymentIntent by id: the source of truth for "paid". */
+    async getPaymentIntent(input: { readonly paymentIntentId: string }): Promise<PaymentIntentSnapshot> {
+      return retrieve(input.paymentIntentId);
+    },
+
+    /**
+     * Every PaymentIntent Stripe's search shows for this checkout. Search is eventually consistent
+     * (contract: usually under a minute, up to an hour), so an empty answer is inconclusive.
+     */
+    async findCheckoutPaymentIntents(input: {
+      readonly workflowId: string;
+    }): Promise<PaymentIntentSearchResult> {
+      if (!/^[A-Za-z0-9_-]+$/.test(input.workflowId)) {
+        throw ApplicationFailure.create({
+          message: 'workflow id has characters a search query cannot carry',
+          type: FailureType.StripeInvalidRequest,
+          nonRetryable: true,
+        });
+      }
+      const found: PaymentIntentSnapshot[] = [];
+      try {
+        let page: string | undefined;
+        do {
+          const res = await stripe.paymentIntents.search({
+            query: `metadata['checkout_workflow_id']:'${input.workflowId}'`,
+            limit: 100,
+            ...(page ? { page } : {}),
+          });
+          found.push(...res.data.map(snapshotOf));
+          page = res.has_more && res.next_page ? res.next_page : undefined;
+        } while (page);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+      return { paymentIntents: found };
+    },
+
+    /** Grants what was bought. Idempotent: a repeat returns the first entitlement. */
+    async provision(request: ProvisionRequest): Promise<Entitlement> {
+      try {
+        return await provisioner.provision(request);
+      } catch (err) {
+        throw ApplicationFailure.create({
+          message: `Provisioning failed: ${err instanceof Error ? err.message : String(err)}`,
+          type: FailureType.ProvisioningFailed,
+          cause: err instanceof Error ? err : undefined,
+        });
+      }
+    },
+  };
+}
+
+export type CheckoutActivities = ReturnType<typeof createActivities>;

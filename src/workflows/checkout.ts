@@ -1,0 +1,806 @@
+/**
+ * The checkout workflow: one run per order (workflow id `checkout-<order id>`), charging at most
+ * once and provisioning only after Stripe itself shows the payment `succeeded`.
+ *
+ * How it charges. Each attempt makes two Stripe writes, each with a key this workflow derives
+ * (`<workflow id>/payment/g<generation>/<step>`) and parameters it builds deterministically:
+ *   1. create the PaymentIntent unconfirmed (`…/create`). No money moves, so a lost or unknown
+ *      create can at worst leave an unconfirmed orphan. Its id is recorded in workflow state.
+ *   2. confirm that PaymentIntent by id (`…/confirm`). A PaymentIntent succeeds at most once, so once
+ *      the id is known no number of confirms (retries, replays after the key is pruned, resets) can
+ *      charge twice. A new card after a decline (`retryPayment`, generation + 1) confirms the SAME
+ *      PaymentIntent again with a new key, so the whole checkout has one PaymentIntent to pay.
+ *
+ * How it fails, and what happens then:
+ * - connection errors, 409 key in use, transient 5xx, 429: retried by Temporal with the same key,
+ *   inside the key's budget (`stripeKeyBudgetMs`, default 20 h, measured in workflow time from the
+ *   key's first use, below Stripe's 24 h key retention). Past the budget the workflow never posts
+ *   again with that key: it reads Stripe back.
+ * - a stored 500 (`StripeOutcomeUnknown`) or an exhausted budget: read back by id when the
+ *   PaymentIntent is known, by metadata search when not (a miss is inconclusive). Stripe decides:
+ *   succeeded means paid; anything uncharged parks the checkout as `needs_attention` where it
+ *   re-reads Stripe periodically and an operator may retry with a new card, recheck or abandon.
+ * - same key, other parameters (`IdempotencyMismatch`): `needs_attention`, never compensated.
+ * - a decline (402) is a result: `declined`, waiting `paymentRetryWindowMs` for `retryPayment`.
+ * - `requires_action` / `processing`: wait, polling the PaymentIntent (a `paymentIntentChanged`
+ *   signal wakes the wait early) until `paymentActionTimeoutMs`; then cancel it (keyed) so a late
+ *   payment cannot land, read it once more and end `expired` unless it succeeded.
+ * - a reset or continued run first searches Stripe by metadata for this checkout's PaymentIntents,
+ *   adopting a succeeded or pending one instead of starting over (docs/checkout.md, reset safety).
+ *
+ * Provisioning runs only from `paid` and is idempotent itself (unique per workflow id), so a
+ * repeated activity cannot grant twice.
+ */
+import {
+  ApplicationFailure,
+  TimeoutFailure,
+  allHandlersFinished,
+  condition,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { CheckoutActivities } from '../activities';
+import {
+  CheckoutStateAttr,
+  FailureType,
+  MAX_GENERATIONS,
+  MONEY_TAKEN_STATES,
+  NeedsAttentionSinceAttr,
+  OrderIdAttr,
+  StripePaymentIntentIdAttr,
+  TERMINAL_STATES,
+  cancelUpdate,
+  checkoutWorkflowId,
+  paymentIdempotencyKey,
+  paymentIntentChangedSignal,
+  resolveUpdate,
+  retryPaymentUpdate,
+  statusQuery,
+  validateCancelRequest,
+  validateCheckoutInput,
+  validateResolveRequest,
+  validateRetryPaymentRequest,
+  type AuditEntry,
+  type CancelRequest,
+  type CheckoutInput,
+  type CheckoutResult,
+  type CheckoutState,
+  type CheckoutStatus,
+  type CreatePaymentIntentParams,
+  type Decline,
+  type Entitlement,
+  type NeedsAttention,
+  type NeedsAttentionReason,
+  type PaymentIntentSnapshot,
+  type ResolveRequest,
+  type RetryPaymentRequest,
+  type StripeWriteStep,
+} from './definitions';
+
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+
+const DEFAULTS = {
+  paymentActionTimeoutMs: 1 * HOUR,
+  paymentPollIntervalMs: 5 * SECOND,
+  paymentRetryWindowMs: 15 * MINUTE,
+  stripeKeyBudgetMs: 20 * HOUR,
+  stripeCallTimeoutMs: 30 * SECOND,
+  reconcileIntervalMs: 5 * MINUTE,
+} as const;
+
+/** Longest gap between two reads of a pending PaymentIntent. */
+const MAX_POLL_INTERVAL_MS = 1 * MINUTE;
+/** A write with less budget than this left is not worth starting: read Stripe instead. */
+const MIN_WRITE_BUDGET_MS = 1 * SECOND;
+/** Reads are always safe to repeat; give up (inconclusive) after this long. */
+const READ_SCHEDULE_TO_CLOSE_MS = 10 * MINUTE;
+
+const STRIPE_RETRY = {
+  initialInterval: 1 * SECOND,
+  backoffCoefficient: 2,
+  maximumInterval: 1 * MINUTE,
+} as const;
+
+type Outcome = 'paid' | 'declined' | 'expired' | 'canceled' | 'needs_attention';
+
+/** The failure `type` along an activity failure's cause chain; `Timeout` for a timeout. */
+function failureType(err: unknown): string | undefined {
+  let e: unknown = err;
+  while (e instanceof Error) {
+    if (e instanceof ApplicationFailure && e.type) return e.type;
+    if (e instanceof TimeoutFailure) return 'Timeout';
+    e = e.cause;
+  }
+  return undefined;
+}
+
+function errorMessage(err: unknown): string {
+  let e: unknown = err;
+  let msg = err instanceof Error ? err.message : String(err);
+  while (e instanceof Error && e.cause) {
+    e = e.cause;
+    if (e instanceof Error) msg = e.message;
+  }
+  return msg;
+}
+
+export async function checkout(rawInput: CheckoutInput): Promise<CheckoutResult> {
+  const validation = validateCheckoutInput(rawInput);
+  if (!validation.ok) {
+    throw ApplicationFailure.create({
+      message: `Invalid checkout input: ${validation.problems.join('; ')}`,
+      type: FailureType.InvalidCheckoutInput,
+      nonRetryable: true,
+      details: [validation.problems],
+    });
+  }
+  const input = validation.value;
+  const info = workflowInfo();
+  if (info.workflowId !== checkoutWorkflowId(input.orderId)) {
+    // Keys derive from the workflow id; a run under another id would not dedupe by order.
+    throw ApplicationFailure.create({
+      message: `Invalid checkout input: workflow id must be "${checkoutWorkflowId(input.orderId)}"`,
+      type: FailureType.InvalidCheckoutInput,
+      nonRetryable: true,
+    });
+  }
+  return new Checkout(input).run();
+}
+
+class Checkout {
+  private readonly workflowId = workflowInfo().workflowId;
+  private readonly opts: { readonly [K in keyof typeof DEFAULTS]: number };
+
+  private state: CheckoutState = 'validating';
+  private generation = 1;
+  private paymentMethodId: string;
+  private paymentIntent: PaymentIntentSnapshot | undefined;
+  private readonly paymentIntentIds: string[] = [];
+  private decline: Decline | undefined;
+  private needsAttention: NeedsAttention | undefined;
+  private entitlement: Entitlement | undefined;
+  private readonly audit: AuditEntry[] = [];
+  /** Workflow time of each key's first use: the start of its 24 h life at Stripe. */
+  private readonly keyFirstUsedAt = new Map<string, number>();
+
+  private woken = false;
+  private pendingRetry: RetryPaymentRequest | undefined;
+  private pendingCancel: CancelRequest | undefined;
+  private pendingResolve: ResolveRequest | undefined;
+  /** How an operator's cancel or abandon ended the checkout, for the result. */
+  private canceledBy: { actor: string; reason: string } | undefined;
+
+  constructor(private readonly input: CheckoutInput) {
+    this.paymentMethodId = input.paymentMethodId;
+    this.opts = { ...DEFAULTS, ...input.options };
+  }
+
+  async run(): Promise<CheckoutResult> {
+    this.registerHandlers();
+    upsertSearchAttributes([{ key: OrderIdAttr, value: this.input.orderId }]);
+    this.setState('validating', 'input valid');
+
+    let outcome: Outcome | undefined;
+    const info = workflowInfo();
+    if (info.runId !== info.originalExecutionRunId || info.continuedFromExecutionRunId || info.attempt > 1) {
+      // A reset or continued run knows nothing of what earlier runs did after the reset point.
+      this.setState('reconciling', 'reset or continued run: reading Stripe before any write');
+      outcome = await this.adoptFromSearch();
+    }
+
+    for (;;) {
+      outcome ??= await this.attempt();
+      switch (outcome) {
+        case 'paid':
+          return this.provision();
+        case 'expired':
+          return this.finish({ outcome: 'expired', ...this.ids() });
+        case 'canceled':
+          return this.finishCanceled();
+        case 'declined': {
+          const next = await this.afterDecline();
+          if (next === 'declined' && this.decline) {
+            return this.finish({
+              outcome: 'declined',
+              orderId: this.input.orderId,
+              generation: this.generation,
+              decline: this.decline,
+            });
+          }
+          outcome = next;
+          break;
+        }
+        case 'needs_attention':
+          outcome = await this.awaitOperator();
+          break;
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Paying
+
+  /** One attempt with the current generation: make sure a PaymentIntent exists, confirm, follow. */
+  private async attempt(): Promise<Outcome> {
+    if (this.pendingCancel) return this.cancelUnpaid();
+    let pi = this.paymentIntent;
+    if (!pi || pi.status === 'canceled') {
+      const created = await this.createPaymentIntent();
+      if (typeof created === 'string') return created;
+      pi = created;
+    }
+    if (pi.status === 'requires_payment_method' || pi.status === 'requires_confirmation') {
+      return this.confirm(pi);
+    }
+    return this.follow(pi);
+  }
+
+  private async createPaymentIntent(): Promise<PaymentIntentSnapshot | Outcome> {
+    this.setState('creating_payment', `generation ${this.generation}`);
+    const params: CreatePaymentIntentParams = {
+      amount: this.input.amount,
+      currency: this.input.currency,
+      customer: this.input.customerId,
+      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+      description: `Order ${this.input.orderId}`,
+      metadata: {
+        order_id: this.input.orderId,
+        checkout_workflow_id: this.workflowId,
+        generation: String(this.generation),
+      },
+    };
+    const key = this.key('create');
+    const budget = this.writeBudget(key);
+    if (budget === undefined) return this.reconcileUnknownCreate('key budget spent before create');
+    try {
+      const pi = await this.stripeWrite(budget, 'Create PaymentIntent (unconfirmed)').createPaymentIntent({
+        idempotencyKey: key,
+        params,
+      });
+      this.adopt(pi);
+      return pi;
+    } catch (err) {
+      const type = failureType(err);
+      if (type === FailureType.IdempotencyMismatch) {
+        return this.park('idempotency_mismatch', `create: ${errorMessage(err)}`, false);
+      }
+      if (type === FailureType.StripeInvalidRequest) {
+        // A definite 400: nothing was created, so a corrected attempt is safe.
+        return this.park('stripe_rejected_request', `create: ${errorMessage(err)}`, true);
+      }
+      return this.reconcileUnknownCreate(`create ${type ?? 'failed'}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** The create's outcome is unknown and its id with it: look for it by metadata. */
+  private async reconcileUnknownCreate(why: string): Promise<PaymentIntentSnapshot | Outcome> {
+    const found = await this.searchThisCheckout();
+    const mine = found?.filter((p) => p.metadata.generation === String(this.generation)) ?? [];
+    const usable = mine.find((p) => p.status !== 'canceled');
+    if (usable) {
+      this.adopt(usable);
+      this.record('workflow', 'adopted_payment_intent', `${why}; search found ${usable.id}`);
+      return usable;
+    }
+    // An unconfirmed create moves no money, so a new card (new generation) stays safe.
+    return this.park('payment_outcome_unknown', `${why}; search found no PaymentIntent (inconclusive)`, true);
+  }
+
+  private async confirm(pi: PaymentIntentSnapshot): Promise<Outcome> {
+    this.setState('confirming_payment', `${pi.id}, generation ${this.generation}`);
+    const key = this.key('confirm');
+    const budget = this.writeBudget(key);
+    if (budget === undefined) return this.readBackAfterConfirm(pi.id, 'key budget spent before confirm');
+    try {
+      const result = await this.stripeWrite(budget, 'Confirm PaymentIntent').confirmPaymentIntent({
+        idempotencyKey: key,
+        paymentIntentId: pi.id,
+        params: { payment_method: this.paymentMethodId },
+      });
+      if (result.outcome === 'declined') {
+        const { outcome: _declined, ...decline } = result;
+        return this.declined(decline);
+      }
+      this.adopt(result.paymentIntent);
+      return this.follow(result.paymentIntent);
+    } catch (err) {
+      const type = failureType(err);
+      if (type === FailureType.IdempotencyMismatch) {
+        return this.park('idempotency_mismatch', `confirm: ${errorMessage(err)}`, false);
+      }
+      return this.readBackAfterConfirm(pi.id, `confirm ${type ?? 'failed'}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** The confirm's answer is unknown, but the PaymentIntent id is not: Stripe says what happened. */
+  private async readBackAfterConfirm(paymentIntentId: string, why: string): Promise<Outcome> {
+    this.setState('reconciling', why);
+    const pi = await this.read(paymentIntentId);
+    if (!pi) return this.park('payment_outcome_unknown', `${why}; reading ${paymentIntentId} failed`, false);
+    this.adopt(pi);
+    if (pi.status === 'requires_payment_method' || pi.status === 'requires_confirmation') {
+      if (pi.status === 'requires_payment_method' && pi.lastPaymentError) {
+        return this.declined(this.declineFrom(pi));
+      }
+      // Read back and not charged: the PaymentIntent can still succeed only once, so a new card is safe.
+      return this.park(
+        'payment_outcome_unknown',
+        `${why}; Stripe shows ${pi.id} ${pi.status}, not charged`,
+        true,
+      );
+    }
+    return this.follow(pi);
+  }
+
+  /** Follows a confirmed PaymentIntent until Stripe says succeeded, failed, or time is up. */
+  private async follow(initial: PaymentIntentSnapshot): Promise<Outcome> {
+    let pi = initial;
+    const deadline = Date.now() + this.opts.paymentActionTimeoutMs;
+    let interval = this.opts.paymentPollIntervalMs;
+    for (;;) {
+      switch (pi.status) {
+        case 'succeeded':
+          this.setState('paid', `Stripe shows ${pi.id} succeeded`);
+          return 'paid';
+        case 'requires_payment_method':
+          if (pi.lastPaymentError) return this.declined(this.declineFrom(pi));
+          return this.park('unexpected_payment_state', `${pi.id} needs a payment method again`, true);
+        case 'requires_confirmation':
+          return this.park('unexpected_payment_state', `${pi.id} is unconfirmed`, true);
+        case 'canceled':
+          return this.park('unexpected_payment_state', `${pi.id} was canceled outside this checkout`, true);
+        case 'requires_capture':
+          return this.park('unexpected_payment_state', `${pi.id} awaits a manual capture`, false);
+        case 'requires_action':
+          this.setState('awaiting_customer_action', pi.id);
+          break;
+        case 'processing':
+          this.setState('awaiting_async_payment', pi.id);
+          break;
+      }
+      const left = deadline - Date.now();
+      if (left > 0) {
+        this.woken = false;
+        await condition(() => this.woken || this.pendingCancel !== undefined, Math.min(interval, left));
+        interval = Math.min(interval * 2, MAX_POLL_INTERVAL_MS);
+      }
+      if (this.pendingCancel) return this.cancelUnpaid();
+      if (Date.now() >= deadline) return this.expire(pi.id);
+      pi = (await this.read(pi.id)) ?? pi;
+      this.adopt(pi);
+    }
+  }
+
+  /** Past the deadline: cancel (keyed) so a late payment cannot land, then believe only Stripe. */
+  private async expire(paymentIntentId: string): Promise<Outcome> {
+    const pi = await this.cancelPaymentIntent(paymentIntentId, 'payment deadline passed');
+    if (pi?.status === 'succeeded') {
+      this.setState('paid', `${pi.id} succeeded before it could be canceled`);
+      return 'paid';
+    }
+    if (!pi || pi.status !== 'canceled') {
+      return this.park(
+        'unexpected_payment_state',
+        `deadline passed; could not cancel ${paymentIntentId}`,
+        false,
+      );
+    }
+    this.setState('expired', `${paymentIntentId} canceled at the payment deadline`);
+    return 'expired';
+  }
+
+  private declined(decline: Decline): Outcome {
+    this.decline = decline;
+    if (this.paymentIntent && this.paymentIntent.id === decline.paymentIntentId) {
+      // After a decline Stripe returns the PaymentIntent to requires_payment_method (contract).
+      this.paymentIntent = { ...this.paymentIntent, status: 'requires_payment_method' };
+    }
+    this.setState('declined', `${decline.code}${decline.declineCode ? `/${decline.declineCode}` : ''}`);
+    return 'declined';
+  }
+
+  private declineFrom(pi: PaymentIntentSnapshot): Decline {
+    return {
+      code: pi.lastPaymentError?.code ?? 'payment_failed',
+      declineCode: pi.lastPaymentError?.declineCode,
+      paymentIntentId: pi.id,
+      message: `Stripe shows ${pi.id} failed`,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Waiting for people
+
+  /** A decline waits for a new card (`retryPayment`) or a cancel, then ends declined. */
+  private async afterDecline(): Promise<Outcome | undefined> {
+    await condition(
+      () => this.pendingRetry !== undefined || this.pendingCancel !== undefined,
+      this.opts.paymentRetryWindowMs,
+    );
+    if (this.pendingCancel) return this.cancelUnpaid();
+    if (this.takeRetry()) return undefined;
+    return 'declined';
+  }
+
+  /** Needs attention: re-read Stripe now and then, and act on what an operator decides. */
+  private async awaitOperator(): Promise<Outcome | undefined> {
+    for (;;) {
+      const decided = await condition(
+        () =>
+          this.pendingRetry !== undefined ||
+          this.pendingCancel !== undefined ||
+          this.pendingResolve !== undefined,
+        this.opts.reconcileIntervalMs,
+      );
+      if (this.pendingCancel) return this.cancelUnpaid();
+      if (this.takeRetry()) return undefined;
+      const resolve = this.pendingResolve;
+      if (resolve) {
+        this.pendingResolve = undefined;
+        if (resolve.outcome === 'abandon') {
+          this.canceledBy = { actor: resolve.actor, reason: resolve.reason };
+          return this.cancelUnpaid();
+        }
+        const found = await this.recheck();
+        if (found) return found;
+        continue;
+      }
+      if (!decided && this.needsAttention?.reason === 'payment_outcome_unknown') {
+        const found = await this.recheck();
+        if (found) return found;
+      }
+    }
+  }
+
+  /** Reads Stripe; returns an outcome only when Stripe shows something to act on. */
+  private async recheck(): Promise<Outcome | undefined> {
+    if (this.paymentIntent) {
+      const pi = await this.read(this.paymentIntent.id);
+      if (!pi) return undefined;
+      this.adopt(pi);
+      if (pi.status === 'succeeded' || pi.status === 'processing' || pi.status === 'requires_action') {
+        this.clearAttention();
+        return this.follow(pi);
+      }
+      return undefined;
+    }
+    const found = await this.searchThisCheckout();
+    const succeeded = found?.filter((p) => p.status === 'succeeded') ?? [];
+    const pending = found?.find((p) => p.status === 'processing' || p.status === 'requires_action');
+    const hit = succeeded[0] ?? pending;
+    if (succeeded.length > 1) {
+      return this.park('multiple_successful_payments', succeeded.map((p) => p.id).join(', '), false);
+    }
+    if (!hit) return undefined;
+    this.adopt(hit);
+    this.clearAttention();
+    return this.follow(hit);
+  }
+
+  /** Reset or continued run: adopt what Stripe already has for this checkout, if anything. */
+  private async adoptFromSearch(): Promise<Outcome | undefined> {
+    const found = await this.searchThisCheckout();
+    if (!found) return undefined;
+    const succeeded = found.filter((p) => p.status === 'succeeded');
+    if (succeeded.length > 1) {
+      return this.park('multiple_successful_payments', succeeded.map((p) => p.id).join(', '), false);
+    }
+    const pick =
+      succeeded[0] ??
+      found.find((p) => p.status === 'processing' || p.status === 'requires_action') ??
+      found.find((p) => p.status !== 'canceled');
+    if (!pick) return undefined;
+    this.adopt(pick);
+    this.record('workflow', 'adopted_payment_intent', `reset run found ${pick.id} (${pick.status})`);
+    if (pick.status === 'requires_payment_method' || pick.status === 'requires_confirmation')
+      return undefined;
+    return this.follow(pick);
+  }
+
+  private takeRetry(): boolean {
+    const retry = this.pendingRetry;
+    if (!retry) return false;
+    this.pendingRetry = undefined;
+    this.generation += 1;
+    this.paymentMethodId = retry.paymentMethodId;
+    this.decline = undefined;
+    this.clearAttention();
+    this.record(retry.actor, 'retry_payment', `${retry.reason} (generation ${this.generation})`);
+    return true;
+  }
+
+  /** Ends without charging: cancels an open PaymentIntent (keyed); if Stripe shows it paid, it is paid. */
+  private async cancelUnpaid(): Promise<Outcome> {
+    const request = this.pendingCancel;
+    this.pendingCancel = undefined;
+    if (request) this.canceledBy = { actor: request.actor, reason: request.reason };
+    const pi = this.paymentIntent;
+    if (pi && pi.status !== 'canceled') {
+      const after = await this.cancelPaymentIntent(pi.id, this.canceledBy?.reason ?? 'canceled');
+      if (after?.status === 'succeeded') {
+        this.record('workflow', 'cancel_refused', `${pi.id} had already succeeded: provisioning`);
+        this.canceledBy = undefined;
+        this.setState('paid', `Stripe shows ${pi.id} succeeded`);
+        return 'paid';
+      }
+      if (after?.status !== 'canceled') {
+        this.canceledBy = undefined;
+        return this.park('unexpected_payment_state', `cancel of ${pi.id} did not take effect`, false);
+      }
+    }
+    this.setState('canceled', this.canceledBy?.reason ?? 'canceled');
+    return 'canceled';
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Provisioning and ending
+
+  private async provision(): Promise<CheckoutResult> {
+    const pi = this.paymentIntent;
+    if (!pi || pi.status !== 'succeeded') {
+      throw ApplicationFailure.create({
+        message: 'provision reached without a succeeded PaymentIntent',
+        nonRetryable: true,
+      });
+    }
+    this.setState('provisioning', pi.id);
+    const { provision } = proxyActivities<CheckoutActivities>({
+      startToCloseTimeout: this.opts.stripeCallTimeoutMs,
+      // Paid means provisioned: retry until it works; the provisioner is idempotent.
+      retry: { ...STRIPE_RETRY, maximumAttempts: 0 },
+      summary: 'Provision the order (idempotent per workflow id)',
+    });
+    this.entitlement = await provision({
+      workflowId: this.workflowId,
+      orderId: this.input.orderId,
+      paymentIntentId: pi.id,
+      item: this.input.provision,
+    });
+    this.setState('completed', this.entitlement.entitlementId);
+    return this.finish({
+      outcome: 'completed',
+      orderId: this.input.orderId,
+      paymentIntentId: pi.id,
+      amount: this.input.amount,
+      currency: this.input.currency,
+      generation: this.generation,
+      entitlement: this.entitlement,
+    });
+  }
+
+  private finishCanceled(): Promise<CheckoutResult> {
+    return this.finish({
+      outcome: 'canceled',
+      ...this.ids(),
+      actor: this.canceledBy?.actor ?? 'workflow',
+      reason: this.canceledBy?.reason ?? 'canceled',
+    });
+  }
+
+  private ids(): { orderId: string; generation: number; paymentIntentId: string | undefined } {
+    return {
+      orderId: this.input.orderId,
+      generation: this.generation,
+      paymentIntentId: this.paymentIntent?.id,
+    };
+  }
+
+  private async finish(result: CheckoutResult): Promise<CheckoutResult> {
+    // Update callers wait for the main flow to take their request; let them return first.
+    await condition(allHandlersFinished);
+    return result;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stripe calls
+
+  private key(step: StripeWriteStep): string {
+    return paymentIdempotencyKey(this.workflowId, this.generation, step);
+  }
+
+  /** Time this key may still be retried, or undefined when it is spent (read Stripe instead). */
+  private writeBudget(key: string): number | undefined {
+    const now = Date.now();
+    const first = this.keyFirstUsedAt.get(key) ?? now;
+    this.keyFirstUsedAt.set(key, first);
+    const left = this.opts.stripeKeyBudgetMs - (now - first);
+    return left >= MIN_WRITE_BUDGET_MS ? left : undefined;
+  }
+
+  private stripeWrite(budgetMs: number, summary: string): CheckoutActivities {
+    const options: ActivityOptions = {
+      startToCloseTimeout: Math.min(this.opts.stripeCallTimeoutMs, budgetMs),
+      scheduleToCloseTimeout: budgetMs,
+      retry: STRIPE_RETRY,
+      summary,
+    };
+    return proxyActivities<CheckoutActivities>(options);
+  }
+
+  private reads(summary: string): CheckoutActivities {
+    return proxyActivities<CheckoutActivities>({
+      startToCloseTimeout: this.opts.stripeCallTimeoutMs,
+      scheduleToCloseTimeout: READ_SCHEDULE_TO_CLOSE_MS,
+      retry: STRIPE_RETRY,
+      summary,
+    });
+  }
+
+  /** Reads a PaymentIntent; undefined when Stripe could not be read (the caller stays cautious). */
+  private async read(paymentIntentId: string): Promise<PaymentIntentSnapshot | undefined> {
+    try {
+      return await this.reads(`Read PaymentIntent ${paymentIntentId}`).getPaymentIntent({ paymentIntentId });
+    } catch (err) {
+      log.warn('reading a PaymentIntent failed', { paymentIntentId, error: errorMessage(err) });
+      return undefined;
+    }
+  }
+
+  private async searchThisCheckout(): Promise<readonly PaymentIntentSnapshot[] | undefined> {
+    try {
+      const res = await this.reads('Search PaymentIntents by checkout metadata').findCheckoutPaymentIntents({
+        workflowId: this.workflowId,
+      });
+      for (const p of res.paymentIntents) this.remember(p.id);
+      return res.paymentIntents;
+    } catch (err) {
+      log.warn('searching PaymentIntents failed', { error: errorMessage(err) });
+      return undefined;
+    }
+  }
+
+  private async cancelPaymentIntent(
+    paymentIntentId: string,
+    why: string,
+  ): Promise<PaymentIntentSnapshot | undefined> {
+    const key = this.key('cancel');
+    const budget = this.writeBudget(key);
+    if (budget !== undefined) {
+      try {
+        const pi = await this.stripeWrite(budget, 'Cancel PaymentIntent').cancelPaymentIntent({
+          idempotencyKey: key,
+          paymentIntentId,
+        });
+        this.adopt(pi);
+        this.record('workflow', 'cancel_payment_intent', why);
+        return pi;
+      } catch (err) {
+        log.warn('canceling a PaymentIntent failed', { paymentIntentId, error: errorMessage(err) });
+      }
+    }
+    const pi = await this.read(paymentIntentId);
+    if (pi) this.adopt(pi);
+    return pi;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // State
+
+  private adopt(pi: PaymentIntentSnapshot): void {
+    this.paymentIntent = pi;
+    this.remember(pi.id);
+    upsertSearchAttributes([{ key: StripePaymentIntentIdAttr, value: pi.id }]);
+  }
+
+  private remember(id: string): void {
+    if (!this.paymentIntentIds.includes(id)) this.paymentIntentIds.push(id);
+  }
+
+  private park(reason: NeedsAttentionReason, detail: string, retryAllowed: boolean): Outcome {
+    const since = this.needsAttention?.since ?? new Date().toISOString();
+    this.needsAttention = { reason, detail, since, retryAllowed };
+    upsertSearchAttributes([{ key: NeedsAttentionSinceAttr, value: new Date(since) }]);
+    this.setState('needs_attention', `${reason}: ${detail}`);
+    return 'needs_attention';
+  }
+
+  private clearAttention(): void {
+    if (!this.needsAttention) return;
+    this.needsAttention = undefined;
+    upsertSearchAttributes([{ key: NeedsAttentionSinceAttr, value: null }]);
+  }
+
+  private setState(state: CheckoutState, reason: string): void {
+    if (state !== this.state) upsertSearchAttributes([{ key: CheckoutStateAttr, value: state }]);
+    this.state = state;
+    this.record('workflow', `state:${state}`, reason);
+  }
+
+  private record(actor: string, action: string, reason: string): void {
+    this.audit.push({ at: new Date().toISOString(), actor, action, reason });
+  }
+
+  private status(): CheckoutStatus {
+    return {
+      workflowId: this.workflowId,
+      orderId: this.input.orderId,
+      state: this.state,
+      generation: this.generation,
+      amount: this.input.amount,
+      currency: this.input.currency,
+      paymentIntentId: this.paymentIntent?.id,
+      paymentIntentIds: [...this.paymentIntentIds],
+      decline: this.decline,
+      needsAttention: this.needsAttention,
+      entitlement: this.entitlement,
+      audit: [...this.audit],
+    };
+  }
+
+  private registerHandlers(): void {
+    setHandler(statusQuery, () => this.status());
+    setHandler(paymentIntentChangedSignal, ({ paymentIntentId }) => {
+      if (this.paymentIntentIds.includes(paymentIntentId)) this.woken = true;
+    });
+
+    setHandler(
+      retryPaymentUpdate,
+      async (request) => {
+        this.record(request.actor, 'request:retry_payment', request.reason);
+        this.pendingRetry = request;
+        await condition(() => this.pendingRetry !== request);
+        return this.status();
+      },
+      {
+        validator: (request) => {
+          rejectInvalid(validateRetryPaymentRequest(request));
+          const allowed =
+            this.state === 'declined' ||
+            (this.state === 'needs_attention' && this.needsAttention?.retryAllowed === true);
+          if (!allowed) {
+            throw new Error(`retryPayment is not allowed in state ${this.state}`);
+          }
+          if (this.pendingRetry || this.pendingCancel) throw new Error('another request is already pending');
+          if (this.generation >= MAX_GENERATIONS) throw new Error(`at most ${MAX_GENERATIONS} attempts`);
+        },
+      },
+    );
+
+    setHandler(
+      cancelUpdate,
+      async (request) => {
+        this.record(request.actor, 'request:cancel', request.reason);
+        this.pendingCancel = request;
+        await condition(() => this.pendingCancel !== request);
+        return this.status();
+      },
+      {
+        validator: (request) => {
+          rejectInvalid(validateCancelRequest(request));
+          if (MONEY_TAKEN_STATES.includes(this.state))
+            throw new Error('the payment succeeded: refund instead');
+          if (TERMINAL_STATES.includes(this.state))
+            throw new Error(`the checkout already ended (${this.state})`);
+          if (this.pendingCancel) throw new Error('a cancel is already pending');
+        },
+      },
+    );
+
+    setHandler(
+      resolveUpdate,
+      async (request) => {
+        this.record(request.actor, `request:resolve:${request.outcome}`, request.reason);
+        this.pendingResolve = request;
+        await condition(() => this.pendingResolve !== request);
+        return this.status();
+      },
+      {
+        validator: (request) => {
+          rejectInvalid(validateResolveRequest(request));
+          if (this.state !== 'needs_attention') throw new Error(`nothing to resolve in state ${this.state}`);
+          if (this.pendingResolve) throw new Error('a resolve is already pending');
+        },
+      },
+    );
+  }
+}
+
+function rejectInvalid(v: { ok: true } | { ok: false; problems: readonly string[] }): void {
+  if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
+}

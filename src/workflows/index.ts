@@ -1,0 +1,2 @@
+/** The workflows this project's workers run; the bundler starts here. */
+export { checkout } from './checkout';
