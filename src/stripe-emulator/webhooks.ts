@@ -297,6 +297,19 @@ export class WebhookDispatcher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Removes every endpoint and delivery record (the emulator's reset); pending deliveries end. */
+  clear(): void {
+    for (const id of [...this.endpoints.keys()]) this.deleteEndpoint(id);
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    for (const record of this.records) record.status = isTerminal(record.status) ? record.status : 'canceled';
+    for (const request of this.requests) request.destroy();
+    this.requests.clear();
+    this.records.length = 0;
+    this.pending = 0;
+    this.notifyIdle();
+  }
+
   /** Stops delivering: unsubscribes, clears every timer, aborts requests in flight. */
   stop(): void {
     if (this.stopped) return;
@@ -398,7 +411,7 @@ export class WebhookDispatcher {
       if (settled) return;
       settled = true;
       this.requests.delete(request);
-      if (this.stopped) return;
+      if (this.stopped || isTerminal(record.status)) return;
       const forced = attemptNo <= endpoint.fail_first;
       const succeeded = !forced && statusCode !== null && statusCode >= 200 && statusCode < 300;
       record.attempts.push({
