@@ -1,0 +1,281 @@
+/**
+ * Starting and talking to checkouts. The HTTP intake, the demo and the tests go through here, so the
+ * rules live in one place:
+ *
+ * - Input is validated before anything starts; a bad field is named in `InvalidCheckoutInputError`.
+ * - The workflow id is `checkoutWorkflowId(orderId)`: the order is the dedupe key. A second start
+ *   for the same order, concurrent or after completion, returns the existing checkout and never
+ *   charges again:
+ *     `workflowIdConflictPolicy: USE_EXISTING`: while a run is open, a start returns its handle
+ *       (no error to race on, so five concurrent submits all get the one run);
+ *     `workflowIdReusePolicy: REJECT_DUPLICATE`: once the run has closed, in any way, the id can
+ *       never start again, so a completed (or declined) order cannot be re-charged by a replayed
+ *       submit. The server answers `WorkflowExecutionAlreadyStartedError`, which we turn into a
+ *       handle to the existing run.
+ *   A duplicate whose terms differ (amount, currency, customer, what to provision) is refused with
+ *   `CheckoutConflictError` rather than silently answered with another order's checkout.
+ * - Operator messages (`retryPayment`, `cancel`, `resolve`) are updates: the caller learns whether
+ *   the workflow accepted them, and each lands in the workflow's audit trail with actor and reason.
+ */
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { TemporalConfig } from './config';
+import {
+  CheckoutStateAttr,
+  NeedsAttentionSinceAttr,
+  OrderIdAttr,
+  StripePaymentIntentIdAttr,
+  TASK_QUEUE,
+  cancelUpdate,
+  checkoutWorkflowId,
+  checkoutWorkflowType,
+  resolveUpdate,
+  retryPaymentUpdate,
+  statusQuery,
+  validateCancelRequest,
+  validateCheckoutInput,
+  validateResolveRequest,
+  validateRetryPaymentRequest,
+  type CancelRequest,
+  type CheckoutInput,
+  type CheckoutResult,
+  type CheckoutState,
+  type CheckoutStatus,
+  type ResolveRequest,
+  type RetryPaymentRequest,
+  type Validation,
+} from './workflows/definitions';
+import type { checkout } from './workflows/checkout';
+
+export type CheckoutHandle = WorkflowHandle<typeof checkout>;
+
+export class InvalidCheckoutInputError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid checkout request: ${problems.join('; ')}`);
+    this.name = 'InvalidCheckoutInputError';
+  }
+}
+
+/** The order already has a checkout with other terms: the caller must use a new order id. */
+export class CheckoutConflictError extends Error {
+  constructor(
+    readonly orderId: string,
+    readonly differences: readonly string[],
+  ) {
+    super(`Order ${orderId} already has a checkout with other terms (${differences.join(', ')})`);
+    this.name = 'CheckoutConflictError';
+  }
+}
+
+/**
+ * A client connection from validated config: through envconfig when Temporal is external, else to
+ * the embedded dev server on its configured port (started by the stack, not here).
+ */
+export async function createTemporalConnection(config: TemporalConfig): Promise<Connection> {
+  if (config.mode === 'external' && config.connect) {
+    return Connection.connect(config.connect.connectionOptions);
+  }
+  return Connection.connect({ address: `127.0.0.1:${config.embedded.port}` });
+}
+
+/** A Temporal client for checkouts in the configured namespace. Close `client.connection` when done. */
+export async function createCheckoutClient(config: TemporalConfig): Promise<Client> {
+  return new Client({ connection: await createTemporalConnection(config), namespace: config.namespace });
+}
+
+export interface StartCheckoutOptions {
+  /** Default: the shared `TASK_QUEUE`. */
+  readonly taskQueue?: string;
+}
+
+export interface StartedCheckout {
+  readonly workflowId: string;
+  readonly handle: CheckoutHandle;
+}
+
+/** Memo the client compares on a duplicate start; it never holds the payment method or secrets. */
+interface CheckoutTerms {
+  readonly amount: number;
+  readonly currency: string;
+  readonly customerId: string;
+  readonly sku: string;
+  readonly quantity: number;
+}
+
+function termsOf(input: CheckoutInput): CheckoutTerms {
+  return {
+    amount: input.amount,
+    currency: input.currency,
+    customerId: input.customerId,
+    sku: input.provision.sku,
+    quantity: input.provision.quantity,
+  };
+}
+
+function valid<T>(v: Validation<T>): T {
+  if (!v.ok) throw new InvalidCheckoutInputError(v.problems);
+  return v.value;
+}
+
+/**
+ * Starts the checkout for `input.orderId`, or returns the one that already exists for it. Never
+ * starts a second run for an order and never charges twice.
+ */
+export async function startCheckout(
+  client: Client,
+  input: CheckoutInput,
+  opts: StartCheckoutOptions = {},
+): Promise<StartedCheckout> {
+  const checked = valid(validateCheckoutInput(input));
+  const workflowId = checkoutWorkflowId(checked.orderId);
+  const terms = termsOf(checked);
+  let handle: CheckoutHandle;
+  try {
+    handle = await client.workflow.start<typeof checkout>(checkoutWorkflowType, {
+      workflowId,
+      taskQueue: opts.taskQueue ?? TASK_QUEUE,
+      args: [checked],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      memo: { terms },
+      typedSearchAttributes: [
+        { key: OrderIdAttr, value: checked.orderId },
+        { key: CheckoutStateAttr, value: 'validating' },
+      ],
+      staticSummary: `Checkout for order ${checked.orderId}: ${checked.amount} ${checked.currency}`,
+      staticDetails:
+        `Charges at most once (PaymentIntent created, then confirmed by id, keys ` +
+        `${workflowId}/payment/g<n>/<step>) and provisions ${checked.provision.quantity} x ` +
+        `${checked.provision.sku} only after Stripe shows it succeeded.`,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    handle = client.workflow.getHandle<typeof checkout>(workflowId);
+  }
+  const existing = await handle.describe();
+  const differences = compareTerms(existing, terms);
+  if (differences.length > 0) throw new CheckoutConflictError(checked.orderId, differences);
+  return { workflowId, handle };
+}
+
+function compareTerms(description: WorkflowExecutionDescription, ours: CheckoutTerms): string[] {
+  const raw = description.memo?.terms;
+  if (typeof raw !== 'object' || raw === null) return ['terms missing on the existing checkout'];
+  const theirs = raw as Partial<Record<keyof CheckoutTerms, unknown>>;
+  return (Object.keys(ours) as (keyof CheckoutTerms)[]).filter((k) => theirs[k] !== ours[k]);
+}
+
+export function getCheckoutHandle(client: Client, orderId: string): CheckoutHandle {
+  return client.workflow.getHandle<typeof checkout>(checkoutWorkflowId(orderId));
+}
+
+/** The full status: state, generation, PaymentIntents, decline, needs-attention, audit trail. */
+export async function getCheckoutStatus(client: Client, orderId: string): Promise<CheckoutStatus> {
+  return getCheckoutHandle(client, orderId).query(statusQuery);
+}
+
+/** Waits for the checkout to end. A checkout in needs-attention does not end until resolved. */
+export async function waitForCheckoutResult(client: Client, orderId: string): Promise<CheckoutResult> {
+  return getCheckoutHandle(client, orderId).result();
+}
+
+/** A new card after a decline (or an attempt Stripe shows uncharged). Rejected in any other state. */
+export async function retryPayment(
+  client: Client,
+  orderId: string,
+  request: RetryPaymentRequest,
+): Promise<CheckoutStatus> {
+  const checked = valid(validateRetryPaymentRequest(request));
+  return getCheckoutHandle(client, orderId).executeUpdate(retryPaymentUpdate, { args: [checked] });
+}
+
+/** Cancels an unpaid checkout (its PaymentIntent too). Rejected once paid: refund instead. */
+export async function cancelCheckout(
+  client: Client,
+  orderId: string,
+  request: CancelRequest,
+): Promise<CheckoutStatus> {
+  const checked = valid(validateCancelRequest(request));
+  return getCheckoutHandle(client, orderId).executeUpdate(cancelUpdate, { args: [checked] });
+}
+
+/** An operator's decision for a checkout in needs-attention: `recheck` Stripe or `abandon`. */
+export async function resolveCheckout(
+  client: Client,
+  orderId: string,
+  request: ResolveRequest,
+): Promise<CheckoutStatus> {
+  const checked = valid(validateResolveRequest(request));
+  return getCheckoutHandle(client, orderId).executeUpdate(resolveUpdate, { args: [checked] });
+}
+
+export interface CheckoutListFilter {
+  readonly state?: CheckoutState;
+  readonly orderId?: string;
+  /** Only checkouts parked for an operator (they carry `NeedsAttentionSince`). */
+  readonly needsAttention?: boolean;
+  readonly paymentIntentId?: string;
+  /** Default 100. */
+  readonly limit?: number;
+}
+
+export interface CheckoutListEntry {
+  readonly workflowId: string;
+  readonly runId: string;
+  readonly orderId: string | undefined;
+  readonly state: string | undefined;
+  readonly paymentIntentId: string | undefined;
+  readonly needsAttentionSince: Date | undefined;
+  readonly workflowStatus: string;
+  readonly startTime: Date;
+}
+
+const SAFE_VALUE = /^[A-Za-z0-9_-]+$/;
+
+/** The visibility query `listCheckouts` sends; values are checked, never spliced in raw. */
+export function checkoutListQuery(filter: CheckoutListFilter): string {
+  const clauses = [`WorkflowType = '${checkoutWorkflowType}'`];
+  const add = (attr: string, value: string | undefined): void => {
+    if (value === undefined) return;
+    if (!SAFE_VALUE.test(value)) throw new InvalidCheckoutInputError([`${attr}: unsupported characters`]);
+    clauses.push(`${attr} = '${value}'`);
+  };
+  add(CheckoutStateAttr.name, filter.state);
+  add(OrderIdAttr.name, filter.orderId);
+  add(StripePaymentIntentIdAttr.name, filter.paymentIntentId);
+  if (filter.needsAttention === true) clauses.push(`${NeedsAttentionSinceAttr.name} IS NOT NULL`);
+  if (filter.needsAttention === false) clauses.push(`${NeedsAttentionSinceAttr.name} IS NULL`);
+  return clauses.join(' AND ');
+}
+
+/** Lists checkouts through Temporal visibility (eventually consistent, usually within a second). */
+export async function listCheckouts(
+  client: Client,
+  filter: CheckoutListFilter = {},
+): Promise<CheckoutListEntry[]> {
+  const limit = filter.limit ?? 100;
+  const out: CheckoutListEntry[] = [];
+  for await (const wf of client.workflow.list({
+    query: checkoutListQuery(filter),
+    pageSize: Math.min(limit, 1000),
+  })) {
+    const sa = wf.typedSearchAttributes;
+    out.push({
+      workflowId: wf.workflowId,
+      runId: wf.runId,
+      orderId: sa.get(OrderIdAttr),
+      state: sa.get(CheckoutStateAttr),
+      paymentIntentId: sa.get(StripePaymentIntentIdAttr),
+      needsAttentionSince: sa.get(NeedsAttentionSinceAttr),
+      workflowStatus: wf.status.name,
+      startTime: wf.startTime,
+    });
+    if (out.length >= limit) break;
+  }
+  return out;
+}
