@@ -117,6 +117,7 @@ export interface CheckoutSessionObject {
   object: 'checkout.session';
   after_expiration: null;
   allow_promotion_codes: null;
+  allowed_payment_method_types: string[] | null;
   amount_subtotal: number;
   amount_total: number;
   automatic_tax: { enabled: false; liability: null; status: null };
@@ -243,6 +244,7 @@ export class CheckoutSessions {
       'customer_email',
       'expires_at',
       'payment_method_types',
+      'allowed_payment_method_types',
       'currency',
     ]);
     const mode = p.optionalString('mode');
@@ -274,13 +276,25 @@ export class CheckoutSessions {
         'parameter_invalid_string',
       );
     }
-    const paymentMethodTypes = p.optionalStringList('payment_method_types') ?? ['card'];
+    // SDK 23 (API 2026-10-28) sends `allowed_payment_method_types`; older versions send
+    // `payment_method_types`. Either selects the page's methods; without one, cards only.
+    const allowedTypes = p.optionalStringList('allowed_payment_method_types');
+    const legacyTypes = p.optionalStringList('payment_method_types');
+    if (allowedTypes !== undefined && legacyTypes !== undefined) {
+      throw paramError(
+        'You may only specify one of these parameters: allowed_payment_method_types, payment_method_types.',
+        'allowed_payment_method_types',
+        'parameters_exclusive',
+      );
+    }
+    const typesParam = allowedTypes === undefined ? 'payment_method_types' : 'allowed_payment_method_types';
+    const paymentMethodTypes = allowedTypes ?? legacyTypes ?? ['card'];
     const supported = ['card', ...this.payments.asyncPaymentMethodTypes];
     for (const type of paymentMethodTypes) {
       if (!supported.includes(type)) {
         throw paramError(
-          `Invalid payment_method_types[]: must be one of ${supported.join(', ')}`,
-          'payment_method_types',
+          `Invalid ${typesParam}[]: must be one of ${supported.join(', ')}`,
+          typesParam,
           'parameter_invalid_string',
         );
       }
@@ -328,6 +342,7 @@ export class CheckoutSessions {
       object: 'checkout.session',
       after_expiration: null,
       allow_promotion_codes: null,
+      allowed_payment_method_types: allowedTypes ?? null,
       amount_subtotal: amount,
       amount_total: amount,
       automatic_tax: { enabled: false, liability: null, status: null },

@@ -187,7 +187,8 @@ function respondToOutcome(sessions: CheckoutSessions, outcome: CheckoutPaymentOu
       return paymentPage(session, lineItems, outcome.message, 402);
     }
     case 'not_open':
-      return closedPage(session);
+      // A second Pay (a double click) after the first completed leads where the first one did.
+      return session.status === 'complete' ? redirect(successTarget(session)) : closedPage(session);
   }
 }
 

@@ -23,6 +23,16 @@ export interface WebhooksAndCheckout {
   readonly routes: readonly Route[];
 }
 
+const installed = new WeakMap<EmulatorState, WebhooksAndCheckout>();
+
+/** The webhook dispatcher and Checkout Sessions of an emulator instance, for in-process tests. */
+export function webhooksAndCheckoutOf(state: EmulatorState): WebhooksAndCheckout {
+  const found = installed.get(state);
+  if (found === undefined)
+    throw new Error('installWebhooksAndCheckout was not called for this emulator state.');
+  return found;
+}
+
 export function installWebhooksAndCheckout(
   state: EmulatorState,
   options: WebhooksAndCheckoutOptions = {},
@@ -43,7 +53,7 @@ export function installWebhooksAndCheckout(
     checkoutSessions.stop();
     webhooks.stop();
   });
-  return {
+  const result: WebhooksAndCheckout = {
     webhooks,
     checkoutSessions,
     routes: [
@@ -52,4 +62,6 @@ export function installWebhooksAndCheckout(
       ...webhookControlRoutes(webhooks),
     ],
   };
+  installed.set(state, result);
+  return result;
 }
