@@ -1,0 +1,353 @@
+/**
+ * The intake's OpenAPI 3.1 description, served at `/openapi.json`.
+ *
+ * Written by hand from the shared validation in `src/workflows/definitions.ts` (which is plain code,
+ * not a schema library, so nothing can be generated from it). It is kept honest by
+ * test/http/openapi.test.ts: every route the server registers is described here and nothing else
+ * is; every example request passes the shared validation; every field the schemas name is one the
+ * validation accepts, and every limit matches the exported constants.
+ */
+import { AMOUNT_MAX, CHECKOUT_STATES, ORDER_ID_MAX_LENGTH, QUANTITY_MAX } from '../workflows/definitions';
+
+type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const jsonBody = (schema: Json, example?: Json): Json => ({
+  required: true,
+  content: { 'application/json': example === undefined ? { schema } : { schema, example } },
+});
+const jsonResponse = (description: string, schema: Json): Json => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const errorResponse = (description: string): Json => jsonResponse(description, ref('Error'));
+
+const orderIdParam: Json = {
+  name: 'orderId',
+  in: 'path',
+  required: true,
+  description: 'The order id the checkout was started with.',
+  schema: { type: 'string', maxLength: ORDER_ID_MAX_LENGTH, pattern: '^[A-Za-z0-9_-]+$' },
+};
+
+const actorReason: { readonly [key: string]: Json } = {
+  actor: { type: 'string', minLength: 1, maxLength: 200, description: 'Who asks (operator, system).' },
+  reason: { type: 'string', minLength: 1, maxLength: 1000, description: 'Why, for the audit trail.' },
+};
+
+export const EXAMPLE_CHECKOUT_REQUEST = {
+  orderId: 'order-1001',
+  amount: 4200,
+  currency: 'usd',
+  customerId: 'cus_Demo123',
+  paymentMethodId: 'pm_card_visa',
+  provision: { sku: 'pro-plan', quantity: 1 },
+} as const;
+
+export const EXAMPLE_RETRY_REQUEST = {
+  paymentMethodId: 'pm_card_mastercard',
+  actor: 'ops@example.com',
+  reason: 'customer supplied a new card',
+} as const;
+
+export const EXAMPLE_CANCEL_REQUEST = { actor: 'ops@example.com', reason: 'customer asked' } as const;
+
+export const EXAMPLE_RESOLVE_REQUEST = {
+  actor: 'ops@example.com',
+  reason: 'Stripe dashboard shows the payment succeeded',
+  outcome: 'recheck',
+} as const;
+
+const remediation = (summary: string, description: string, schema: string, example: Json): Json => ({
+  post: {
+    summary,
+    description,
+    parameters: [orderIdParam],
+    requestBody: jsonBody(ref(schema), example),
+    responses: {
+      '200': jsonResponse(
+        'The checkout after the workflow accepted and applied the request.',
+        ref('CheckoutStatus'),
+      ),
+      '400': errorResponse('A field is missing or invalid; `fields` names each one.'),
+      '404': errorResponse('No checkout for this order.'),
+      '409': errorResponse('The checkout is in a state that does not allow this (the message says which).'),
+    },
+  },
+});
+
+export function openApiDocument(): Json {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Checkout intake',
+      version: '1.0.0',
+      description:
+        'Starts and inspects checkouts that cannot charge a customer twice: one Temporal workflow per ' +
+        'order id, so repeating a request for the same order returns the same checkout.',
+    },
+    paths: {
+      '/v1/checkouts': {
+        post: {
+          summary: 'Start the checkout for an order, or return the one that exists',
+          description:
+            'Idempotent by `orderId`: the first request answers 201, a repeat with the same terms 200 ' +
+            'with the same body, and nothing is charged twice. A repeat with other terms is a 409.',
+          requestBody: jsonBody(ref('CheckoutRequest'), EXAMPLE_CHECKOUT_REQUEST),
+          responses: {
+            '201': jsonResponse('The checkout was started by this request.', ref('Checkout')),
+            '200': jsonResponse(
+              'The checkout already existed; same body as the first answer.',
+              ref('Checkout'),
+            ),
+            '400': errorResponse(
+              'A field is missing or invalid; `fields` names each one. Nothing was started.',
+            ),
+            '409': errorResponse('The order already has a checkout with other terms; `fields` names them.'),
+          },
+        },
+        get: {
+          summary: 'List checkouts (Temporal visibility, eventually consistent)',
+          parameters: [
+            { name: 'state', in: 'query', schema: { type: 'string', enum: [...CHECKOUT_STATES] } },
+            {
+              name: 'needsAttention',
+              in: 'query',
+              description: 'Only checkouts parked for an operator (`true`) or only the others (`false`).',
+              schema: { type: 'string', enum: ['true', 'false'] },
+            },
+            {
+              name: 'limit',
+              in: 'query',
+              schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            },
+          ],
+          responses: {
+            '200': jsonResponse('Matching checkouts, newest first.', {
+              type: 'object',
+              required: ['checkouts'],
+              properties: { checkouts: { type: 'array', items: ref('CheckoutListEntry') } },
+            }),
+            '400': errorResponse('A query parameter is invalid.'),
+          },
+        },
+      },
+      '/v1/checkouts/{orderId}': {
+        get: {
+          summary: "The checkout's status, read from the workflow",
+          parameters: [orderIdParam],
+          responses: {
+            '200': jsonResponse('Current status, with the audit trail.', ref('CheckoutStatus')),
+            '404': errorResponse('No checkout for this order.'),
+          },
+        },
+      },
+      '/v1/checkouts/{orderId}/retry-payment': remediation(
+        'Retry a declined checkout with a new payment method',
+        'Allowed after a decline, or in needs_attention when Stripe shows nothing was charged.',
+        'RetryPaymentRequest',
+        EXAMPLE_RETRY_REQUEST,
+      ),
+      '/v1/checkouts/{orderId}/cancel': remediation(
+        'Cancel an unpaid checkout',
+        'Cancels its PaymentIntent too. Refused once paid.',
+        'CancelRequest',
+        EXAMPLE_CANCEL_REQUEST,
+      ),
+      '/v1/checkouts/{orderId}/resolve': remediation(
+        'Resolve a checkout in needs_attention',
+        '`recheck` reads Stripe again and continues from what it shows; `abandon` ends it canceled without charging.',
+        'ResolveRequest',
+        EXAMPLE_RESOLVE_REQUEST,
+      ),
+      '/webhooks/stripe': {
+        post: {
+          summary: 'Stripe webhook receiver',
+          description:
+            'Verifies `Stripe-Signature` on the raw body against each configured secret (two during a ' +
+            'rotation), with the standard 300 s tolerance, then tells the checkout named in the ' +
+            "object's `metadata.checkout_workflow_id` (or `client_reference_id`) that its PaymentIntent " +
+            'changed. The workflow always reads Stripe itself; the event carries no authority.',
+          parameters: [
+            { name: 'Stripe-Signature', in: 'header', required: true, schema: { type: 'string' } },
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+          responses: {
+            '200': jsonResponse('Received (whether or not it concerned a checkout).', ref('WebhookReceipt')),
+            '400': errorResponse('Missing, forged or stale signature; nothing was signaled.'),
+            '503': errorResponse('Temporal could not be reached; Stripe will deliver again.'),
+          },
+        },
+      },
+      '/openapi.json': {
+        get: {
+          summary: 'This document',
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        CheckoutRequest: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['orderId', 'amount', 'currency', 'customerId', 'paymentMethodId', 'provision'],
+          properties: {
+            orderId: {
+              type: 'string',
+              minLength: 1,
+              maxLength: ORDER_ID_MAX_LENGTH,
+              pattern: '^[A-Za-z0-9_-]+$',
+              description: 'Your order id: the dedupe key. One order, one checkout, at most one charge.',
+            },
+            amount: {
+              type: 'integer',
+              minimum: 1,
+              maximum: AMOUNT_MAX,
+              description: 'In the currency minor unit (cents for usd).',
+            },
+            currency: { type: 'string', pattern: '^[a-z]{3}$', description: 'Lowercase ISO 4217, e.g. usd.' },
+            customerId: { type: 'string', pattern: '^cus_[A-Za-z0-9]{1,200}$' },
+            paymentMethodId: { type: 'string', pattern: '^pm_[A-Za-z0-9_]{1,200}$' },
+            provision: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['sku', 'quantity'],
+              properties: {
+                sku: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+                quantity: { type: 'integer', minimum: 1, maximum: QUANTITY_MAX },
+              },
+            },
+            options: {
+              type: 'object',
+              additionalProperties: false,
+              description: 'Durations in milliseconds that shorten the production defaults (tests, demos).',
+              properties: {
+                paymentActionTimeoutMs: { type: 'integer', minimum: 1 },
+                paymentPollIntervalMs: { type: 'integer', minimum: 1 },
+                paymentRetryWindowMs: { type: 'integer', minimum: 0 },
+                stripeKeyBudgetMs: { type: 'integer', minimum: 1 },
+                stripeCallTimeoutMs: { type: 'integer', minimum: 1 },
+                reconcileIntervalMs: { type: 'integer', minimum: 1 },
+              },
+            },
+          },
+        },
+        Checkout: {
+          type: 'object',
+          required: ['orderId', 'workflowId', 'amount', 'currency', 'customerId', 'provision', 'links'],
+          properties: {
+            orderId: { type: 'string' },
+            workflowId: { type: 'string' },
+            amount: { type: 'integer' },
+            currency: { type: 'string' },
+            customerId: { type: 'string' },
+            provision: {
+              type: 'object',
+              properties: { sku: { type: 'string' }, quantity: { type: 'integer' } },
+            },
+            links: {
+              type: 'object',
+              required: ['status'],
+              properties: { status: { type: 'string', description: 'Path of the status resource.' } },
+            },
+          },
+        },
+        CheckoutStatus: {
+          type: 'object',
+          description: 'The workflow status query, as is.',
+          required: [
+            'workflowId',
+            'orderId',
+            'state',
+            'generation',
+            'amount',
+            'currency',
+            'paymentIntentIds',
+            'audit',
+          ],
+          properties: {
+            workflowId: { type: 'string' },
+            orderId: { type: 'string' },
+            state: { type: 'string', enum: [...CHECKOUT_STATES] },
+            generation: { type: 'integer' },
+            amount: { type: 'integer' },
+            currency: { type: 'string' },
+            paymentIntentId: { type: 'string' },
+            paymentIntentIds: { type: 'array', items: { type: 'string' } },
+            decline: { type: 'object' },
+            needsAttention: { type: 'object' },
+            entitlement: { type: 'object' },
+            audit: { type: 'array', items: { type: 'object' } },
+          },
+        },
+        CheckoutListEntry: {
+          type: 'object',
+          properties: {
+            workflowId: { type: 'string' },
+            runId: { type: 'string' },
+            orderId: { type: 'string' },
+            state: { type: 'string' },
+            paymentIntentId: { type: 'string' },
+            needsAttentionSince: { type: 'string', format: 'date-time' },
+            workflowStatus: { type: 'string' },
+            startTime: { type: 'string', format: 'date-time' },
+          },
+        },
+        RetryPaymentRequest: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['paymentMethodId', 'actor', 'reason'],
+          properties: {
+            paymentMethodId: { type: 'string', pattern: '^pm_[A-Za-z0-9_]{1,200}$' },
+            ...actorReason,
+          },
+        },
+        CancelRequest: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['actor', 'reason'],
+          properties: actorReason,
+        },
+        ResolveRequest: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['actor', 'reason', 'outcome'],
+          properties: { ...actorReason, outcome: { type: 'string', enum: ['recheck', 'abandon'] } },
+        },
+        WebhookReceipt: {
+          type: 'object',
+          required: ['received'],
+          properties: {
+            received: { type: 'boolean' },
+            eventId: { type: 'string' },
+            workflowId: { type: 'string', description: 'The checkout the event was routed to, if any.' },
+            signaled: { type: 'boolean' },
+          },
+        },
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: {
+                code: { type: 'string' },
+                message: { type: 'string' },
+                fields: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    required: ['field', 'message'],
+                    properties: { field: { type: 'string' }, message: { type: 'string' } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
+}

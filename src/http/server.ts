@@ -1,0 +1,351 @@
+/**
+ * The HTTP intake (Fastify): start and inspect checkouts, remediate them, and receive Stripe
+ * webhooks. Every route goes through the same client functions as the CLI and the demo, so the
+ * rules (validation, one checkout per order, update validators) live in one place.
+ *
+ * - `POST /v1/checkouts` is safe to fire twice (a no-code automation that double-fires, a browser
+ *   retry): the order id is the workflow id, so a repeat finds the same checkout. The first request
+ *   answers 201, later ones 200 with the same body. Two requests racing each other may both see 201;
+ *   they still get the one checkout and at most one charge (the client's start is what dedupes).
+ * - Validation happens before anything is started; each bad field is named in the 400.
+ * - Remediation routes are Temporal updates: 200 once the workflow applied the request, 409 when its
+ *   validator refused (e.g. cancelling a paid checkout), 404 for an unknown order.
+ * - `POST /webhooks/stripe` reads the raw bytes (its own content-type parser, scoped to that route),
+ *   verifies the signature against each configured secret, and only then signals the checkout. A bad
+ *   or stale signature is a 400 and nothing is signaled. An event for no checkout, or for one that
+ *   has ended, is acknowledged with 200 so Stripe stops retrying; only when Temporal is unreachable
+ *   does it answer 503, so Stripe delivers again later.
+ */
+import { type AddressInfo } from 'node:net';
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import {
+  cancelCheckout,
+  getCheckoutHandle,
+  getCheckoutStatus,
+  listCheckouts,
+  resolveCheckout,
+  retryPayment,
+  startCheckout,
+} from '../client';
+import {
+  CHECKOUT_STATES,
+  WORKFLOW_ID_PREFIX,
+  paymentIntentChangedSignal,
+  validateCancelRequest,
+  validateCheckoutInput,
+  validateResolveRequest,
+  validateRetryPaymentRequest,
+  type CheckoutInput,
+  type CheckoutState,
+  type Validation,
+} from '../workflows/definitions';
+import { httpErrorFor, invalidRequest, notFound, type HttpError } from './errors';
+import { openApiDocument } from './openapi';
+import { routeStripeEvent, verifyStripeWebhook } from './stripe-webhook';
+
+export const STRIPE_WEBHOOK_PATH = '/webhooks/stripe';
+/** Stripe's own events are well under this; anything larger is not from Stripe. */
+const WEBHOOK_BODY_LIMIT = 1024 * 1024;
+const JSON_BODY_LIMIT = 64 * 1024;
+
+export interface HttpIntakeOptions {
+  readonly client: Client;
+  /** The task queue checkouts are started on (the worker polls it). */
+  readonly taskQueue: string;
+  /** Webhook signing secrets; during a rotation, both the old and the new one. */
+  readonly webhookSecrets: readonly string[];
+  /** Fastify's request log. Default off: the stack prints its own summary. */
+  readonly logger?: boolean;
+}
+
+export interface HttpIntake {
+  readonly url: string;
+  readonly port: number;
+  readonly app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** The body of both the 201 and every later 200 for the same order: only stable facts. */
+export interface CheckoutCreated {
+  readonly orderId: string;
+  readonly workflowId: string;
+  readonly amount: number;
+  readonly currency: string;
+  readonly customerId: string;
+  readonly provision: { readonly sku: string; readonly quantity: number };
+  readonly links: { readonly status: string };
+}
+
+function statusPath(orderId: string): string {
+  return `/v1/checkouts/${encodeURIComponent(orderId)}`;
+}
+
+function sendError(reply: FastifyReply, error: HttpError): FastifyReply {
+  return reply.code(error.status).send(error.body);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The shared validators check the fields they know; the intake also refuses fields it does not
+ * know, so a misspelt `reason` is an error rather than a silently missing audit entry.
+ */
+function validateBody<T>(
+  body: unknown,
+  known: readonly string[],
+  validate: (input: unknown) => Validation<T>,
+): Validation<T> {
+  const unknownFields = isRecord(body)
+    ? Object.keys(body)
+        .filter((k) => !known.includes(k))
+        .map((k) => `${k}: unknown field`)
+    : [];
+  const result = validate(body ?? {});
+  if (!result.ok) return { ok: false, problems: [...result.problems, ...unknownFields] };
+  if (unknownFields.length > 0) return { ok: false, problems: unknownFields };
+  return result;
+}
+
+async function checkoutExists(client: Client, orderId: string): Promise<boolean> {
+  try {
+    await getCheckoutHandle(client, orderId).describe();
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+function createdBody(input: CheckoutInput, workflowId: string): CheckoutCreated {
+  return {
+    orderId: input.orderId,
+    workflowId,
+    amount: input.amount,
+    currency: input.currency,
+    customerId: input.customerId,
+    provision: { sku: input.provision.sku, quantity: input.provision.quantity },
+    links: { status: statusPath(input.orderId) },
+  };
+}
+
+function parseListQuery(
+  query: unknown,
+): Validation<{ state?: CheckoutState; needsAttention?: boolean; limit: number }> {
+  const q = isRecord(query) ? query : {};
+  const problems: string[] = [];
+  for (const k of Object.keys(q)) {
+    if (!['state', 'needsAttention', 'limit'].includes(k)) problems.push(`${k}: unknown query parameter`);
+  }
+  let state: CheckoutState | undefined;
+  if (q.state !== undefined) {
+    const found = CHECKOUT_STATES.find((s) => s === q.state);
+    if (found === undefined) problems.push(`state: must be one of ${CHECKOUT_STATES.join(', ')}`);
+    state = found;
+  }
+  let needsAttention: boolean | undefined;
+  if (q.needsAttention !== undefined) {
+    if (q.needsAttention === 'true') needsAttention = true;
+    else if (q.needsAttention === 'false') needsAttention = false;
+    else problems.push('needsAttention: must be "true" or "false"');
+  }
+  let limit = 100;
+  if (q.limit !== undefined) {
+    limit = typeof q.limit === 'string' && /^\d{1,4}$/.test(q.limit) ? Number(q.limit) : NaN;
+    if (!(limit >= 1 && limit <= 1000)) problems.push('limit: must be an integer from 1 to 1000');
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    value: {
+      limit,
+      ...(state === undefined ? {} : { state }),
+      ...(needsAttention === undefined ? {} : { needsAttention }),
+    },
+  };
+}
+
+/** Builds the app without listening (tests use `inject`, the stack uses `startHttpIntake`). */
+export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
+  const { client, taskQueue, webhookSecrets } = options;
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: JSON_BODY_LIMIT });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, notFound(`No route ${request.method} ${request.url.split('?')[0] ?? ''}`)),
+  );
+  app.setErrorHandler((err: unknown, request, reply) => {
+    const known = httpErrorFor(err, undefined);
+    if (known) return sendError(reply, known);
+    const statusCode =
+      isRecord(err) && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500
+        ? err.statusCode
+        : undefined;
+    if (statusCode !== undefined) {
+      // Fastify's own client errors: bad JSON, wrong content type, body too large.
+      const message = err instanceof Error ? err.message : 'Bad request';
+      const code = isRecord(err) && typeof err.code === 'string' ? err.code : 'bad_request';
+      return reply.code(statusCode).send({ error: { code, message } });
+    }
+    request.log.error(err);
+    return reply
+      .code(500)
+      .send({ error: { code: 'internal_error', message: 'Internal error; the request may be retried' } });
+  });
+
+  app.get('/openapi.json', (_request, reply) => reply.send(openApiDocument()));
+
+  app.post('/v1/checkouts', async (request, reply) => {
+    const checked = validateCheckoutInput(request.body ?? {});
+    if (!checked.ok) return sendError(reply, invalidRequest(checked.problems));
+    const input = checked.value;
+    const existed = await checkoutExists(client, input.orderId);
+    try {
+      const started = await startCheckout(client, input, { taskQueue });
+      return reply
+        .code(existed ? 200 : 201)
+        .header('location', statusPath(input.orderId))
+        .send(createdBody(input, started.workflowId));
+    } catch (err) {
+      const known = httpErrorFor(err, input.orderId);
+      if (known) return sendError(reply, known);
+      throw err;
+    }
+  });
+
+  app.get('/v1/checkouts', async (request, reply) => {
+    const parsed = parseListQuery(request.query);
+    if (!parsed.ok) return sendError(reply, invalidRequest(parsed.problems));
+    return { checkouts: await listCheckouts(client, parsed.value) };
+  });
+
+  app.get<{ Params: { orderId: string } }>('/v1/checkouts/:orderId', async (request, reply) => {
+    const { orderId } = request.params;
+    try {
+      return await getCheckoutStatus(client, orderId);
+    } catch (err) {
+      const known = httpErrorFor(err, orderId);
+      if (known) return sendError(reply, known);
+      throw err;
+    }
+  });
+
+  const remediation = <T>(
+    path: string,
+    known: readonly string[],
+    validate: (input: unknown) => Validation<T>,
+    run: (orderId: string, request: T) => Promise<unknown>,
+  ): void => {
+    app.post<{ Params: { orderId: string } }>(`/v1/checkouts/:orderId/${path}`, async (request, reply) => {
+      const { orderId } = request.params;
+      const checked = validateBody(request.body, known, validate);
+      if (!checked.ok) return sendError(reply, invalidRequest(checked.problems));
+      try {
+        return await run(orderId, checked.value);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError && (await checkoutExists(client, orderId))) {
+          // Updates cannot reach a closed workflow; say so instead of "not found".
+          const status = await getCheckoutStatus(client, orderId);
+          return reply.code(409).send({
+            error: {
+              code: 'not_allowed_in_current_state',
+              message: `the checkout already ended (${status.state})`,
+            },
+          });
+        }
+        const mapped = httpErrorFor(err, orderId);
+        if (mapped) return sendError(reply, mapped);
+        throw err;
+      }
+    });
+  };
+  remediation(
+    'retry-payment',
+    ['paymentMethodId', 'actor', 'reason'],
+    validateRetryPaymentRequest,
+    (orderId, req) => retryPayment(client, orderId, req),
+  );
+  remediation('cancel', ['actor', 'reason'], validateCancelRequest, (orderId, req) =>
+    cancelCheckout(client, orderId, req),
+  );
+  remediation('resolve', ['actor', 'reason', 'outcome'], validateResolveRequest, (orderId, req) =>
+    resolveCheckout(client, orderId, req),
+  );
+
+  void app.register((scope, _opts, done) => {
+    // Signatures cover the exact bytes Stripe sent: keep them, whatever the content type says.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT },
+      (_req, body, done) => done(null, body),
+    );
+    scope.post(STRIPE_WEBHOOK_PATH, async (request, reply) => {
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const header = request.headers['stripe-signature'];
+      const verified = verifyStripeWebhook(
+        raw,
+        typeof header === 'string' ? header : undefined,
+        webhookSecrets,
+      );
+      if (!verified.ok) {
+        return reply.code(400).send({ error: { code: 'invalid_signature', message: verified.reason } });
+      }
+      const event = verified.event;
+      const routed = routeStripeEvent(event);
+      const paymentIntentId = routed === undefined ? undefined : paymentIntentOf(event.data.object);
+      if (
+        routed === undefined ||
+        paymentIntentId === undefined ||
+        !routed.workflowId.startsWith(WORKFLOW_ID_PREFIX)
+      ) {
+        return { received: true, eventId: event.id, signaled: false };
+      }
+      try {
+        await client.workflow
+          .getHandle(routed.workflowId)
+          .signal(paymentIntentChangedSignal, { paymentIntentId });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) {
+          // The checkout ended (or never existed here): nothing left to wake.
+          return { received: true, eventId: event.id, workflowId: routed.workflowId, signaled: false };
+        }
+        request.log.warn({ err, eventId: event.id }, 'could not signal the checkout; Stripe will retry');
+        return reply.code(503).send({
+          error: { code: 'temporal_unavailable', message: 'Could not reach the checkout; retry later' },
+        });
+      }
+      return { received: true, eventId: event.id, workflowId: routed.workflowId, signaled: true };
+    });
+    done();
+  });
+
+  return app;
+}
+
+/** The PaymentIntent an event's object is, or refers to (charges, refunds, Checkout Sessions). */
+function paymentIntentOf(object: unknown): string | undefined {
+  if (!isRecord(object)) return undefined;
+  if (object.object === 'payment_intent' && typeof object.id === 'string') return object.id;
+  return typeof object.payment_intent === 'string' ? object.payment_intent : undefined;
+}
+
+export async function startHttpIntake(
+  options: HttpIntakeOptions & { readonly host: string; readonly port: number },
+): Promise<HttpIntake> {
+  const app = buildHttpIntake(options);
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    app,
+    close: () => {
+      closing ??= app.close();
+      return closing;
+    },
+  };
+}
