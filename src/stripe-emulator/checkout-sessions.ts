@@ -533,8 +533,15 @@ export class CheckoutSessions {
         method: 'GET',
         pattern: '/v1/checkout/sessions/:id',
         handler: (request) => {
-          new ParamReader(request.params).allowOnly([]);
-          return ok(this.retrieve(pathParam(request), request.account));
+          const expand = new ParamReader(request.params).allowOnly([]).optionalStringList('expand') ?? [];
+          const id = pathParam(request);
+          const session: CheckoutSessionObject & { line_items?: unknown } = this.retrieve(
+            id,
+            request.account,
+          );
+          // `expand[]=line_items` is how fulfillment code usually reads what was bought.
+          if (expand.includes('line_items')) session.line_items = this.lineItemsList(id, request.account);
+          return ok(session);
         },
       },
       {
@@ -543,9 +550,7 @@ export class CheckoutSessions {
         pattern: '/v1/checkout/sessions/:id/line_items',
         handler: (request) => {
           new ParamReader(request.params).allowOnly(['limit', 'starting_after', 'ending_before']);
-          const id = pathParam(request);
-          const data = [...this.lineItems(id, request.account)];
-          return ok({ object: 'list', data, has_more: false, url: `/v1/checkout/sessions/${id}/line_items` });
+          return ok(this.lineItemsList(pathParam(request), request.account));
         },
       },
       {
@@ -558,6 +563,11 @@ export class CheckoutSessions {
         },
       },
     ];
+  }
+
+  private lineItemsList(id: string, account: string): unknown {
+    const data = [...this.lineItems(id, account)];
+    return { object: 'list', data, has_more: false, url: `/v1/checkout/sessions/${id}/line_items` };
   }
 
   private listResponse(request: ApiRequest): unknown {

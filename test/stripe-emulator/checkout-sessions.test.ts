@@ -131,6 +131,11 @@ describe('Checkout Sessions', () => {
           ['Coffee beans', 1, 700],
         ],
       );
+      const expanded = await stripe.checkout.sessions.retrieve(session.id, { expand: ['line_items'] });
+      assert.deepEqual(
+        expanded.line_items?.data.map((item) => item.description),
+        ['Enamel mug', 'Coffee beans'],
+      );
       const page = await getPage(session.url ?? '');
       assert.equal(page.status, 200);
       assert.match(page.text, /Enamel mug/);
