@@ -50,6 +50,7 @@ export class EmulatorState {
   private statsTotal = 0;
   private readonly statsByRoute = new Map<string, number>();
   private readonly resetHooks: (() => void)[] = [];
+  private readonly clockHooks: (() => void)[] = [];
   private readonly stopHooks: (() => void | Promise<void>)[] = [];
 
   constructor(options: EmulatorStateOptions = {}) {
@@ -76,6 +77,7 @@ export class EmulatorState {
   advanceClock(seconds: number): void {
     this.clock.advance(seconds);
     this.paymentIntents.settleDue();
+    for (const hook of this.clockHooks) hook();
   }
 
   ledger(): Ledger {
@@ -105,6 +107,11 @@ export class EmulatorState {
     this.statsTotal = 0;
     this.statsByRoute.clear();
     for (const hook of this.resetHooks) hook();
+  }
+
+  /** Runs after every `advanceClock`, for extensions with their own deadlines (Checkout expiry). */
+  onClockAdvance(hook: () => void): void {
+    this.clockHooks.push(hook);
   }
 
   onReset(hook: () => void): void {

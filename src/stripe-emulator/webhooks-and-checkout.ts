@@ -45,6 +45,7 @@ export function installWebhooksAndCheckout(
     baseUrl: () => state.baseUrl,
     ...(options.checkoutExpirySweepMs === undefined ? {} : { expirySweepMs: options.checkoutExpirySweepMs }),
   });
+  state.onClockAdvance(() => checkoutSessions.expireDue());
   state.onReset(() => {
     checkoutSessions.clear();
     webhooks.clear();

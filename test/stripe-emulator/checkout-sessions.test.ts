@@ -239,17 +239,30 @@ describe('Checkout Sessions', () => {
     it('expires a session when the emulator clock passes expires_at', async () => {
       const now = Math.floor(emulator.clock.now());
       const session = await createSession({ expires_at: now + 30 * 60 + 10 });
-      emulator.control.advanceClock(30 * 60 + 11);
-      // Nobody touches the session: the expiry sweep (every second) must notice on its own.
+      emulator.control.advanceClock(30 * 60);
+      assert.equal(eventsOfType('checkout.session.expired', session.id).length, 0, 'not yet due');
+      emulator.control.advanceClock(11);
+      assert.equal(
+        eventsOfType('checkout.session.expired', session.id).length,
+        1,
+        'expired as the clock passed',
+      );
+      const retrieved = await stripe.checkout.sessions.retrieve(session.id);
+      assert.equal(retrieved.status, 'expired');
+      assert.equal(eventsOfType('checkout.session.expired', session.id).length, 1, 'expired exactly once');
+      assert.equal((await pay(session, 'pm_card_visa')).status, 410);
+    });
+
+    it('expires a session as real time passes expires_at, with nobody touching it', async () => {
+      const now = Math.floor(emulator.clock.now());
+      const session = await createSession({ expires_at: now + 30 * 60 + 1 });
+      // Moving the emulator clock without its control (as real time would) leaves it to the sweep.
+      emulator.clock.advance(30 * 60 + 2);
       const deadline = Date.now() + 3000;
       while (eventsOfType('checkout.session.expired', session.id).length === 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.equal(eventsOfType('checkout.session.expired', session.id).length, 1);
-      const retrieved = await stripe.checkout.sessions.retrieve(session.id);
-      assert.equal(retrieved.status, 'expired');
-      assert.equal(eventsOfType('checkout.session.expired', session.id).length, 1, 'expired exactly once');
-      assert.equal((await pay(session, 'pm_card_visa')).status, 410);
     });
   });
 
