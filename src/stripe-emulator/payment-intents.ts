@@ -54,6 +54,7 @@ export type NextAction =
 export interface PaymentIntentObject {
   id: string;
   object: 'payment_intent';
+  allowed_payment_method_types: string[] | null;
   amount: number;
   amount_capturable: number;
   amount_received: number;
@@ -67,6 +68,7 @@ export interface PaymentIntentObject {
   currency: string;
   customer: string | null;
   description: string | null;
+  excluded_payment_method_types: string[] | null;
   last_payment_error: LastPaymentError | null;
   latest_charge: string | null;
   livemode: false;
@@ -148,6 +150,7 @@ const CONFIRM_PARAMS = [
 ] as const;
 const CREATE_PARAMS = [
   ...CONFIRM_PARAMS,
+  'allowed_payment_method_types',
   'amount',
   'automatic_payment_methods',
   'capture_method',
@@ -156,6 +159,7 @@ const CREATE_PARAMS = [
   'currency',
   'customer',
   'description',
+  'excluded_payment_method_types',
   'metadata',
   'payment_method_types',
   'statement_descriptor',
@@ -201,14 +205,25 @@ export class PaymentIntents {
       throw paramError('Amount must be no more than 99999999', 'amount', 'amount_too_large');
     }
     const confirm = p.optionalBoolean('confirm') ?? false;
-    const paymentMethodTypes = p.optionalStringList('payment_method_types');
+    // API version 2026-10-28.endive names the list `allowed_payment_method_types`; older versions
+    // (and the contract) say `payment_method_types`. Both restrict the PaymentIntent the same way.
+    const allowedTypes = p.optionalStringList('allowed_payment_method_types');
+    const legacyTypes = p.optionalStringList('payment_method_types');
+    if (allowedTypes && legacyTypes) {
+      throw paramError(
+        'You may only specify one of these parameters: allowed_payment_method_types, payment_method_types.',
+        'allowed_payment_method_types',
+      );
+    }
+    const paymentMethodTypes = allowedTypes ?? legacyTypes;
+    const excludedTypes = p.optionalStringList('excluded_payment_method_types');
     const apm = p.optionalObject('automatic_payment_methods');
     apm?.allowOnly(['enabled', 'allow_redirects']);
     const apmEnabled = apm?.optionalBoolean('enabled');
     const allowRedirects = apm?.optionalEnum('allow_redirects', ['always', 'never'] as const);
     if (paymentMethodTypes && apmEnabled) {
       throw paramError(
-        'You may only specify one of these parameters: automatic_payment_methods, payment_method_types.',
+        `You may only specify one of these parameters: automatic_payment_methods, ${allowedTypes ? 'allowed_payment_method_types' : 'payment_method_types'}.`,
         'automatic_payment_methods',
       );
     }
@@ -249,6 +264,7 @@ export class PaymentIntents {
     const object: PaymentIntentObject = {
       id,
       object: 'payment_intent',
+      allowed_payment_method_types: allowedTypes ?? null,
       amount,
       amount_capturable: 0,
       amount_received: 0,
@@ -262,13 +278,16 @@ export class PaymentIntents {
       currency,
       customer: customer ?? null,
       description: p.optionalString('description') ?? null,
+      excluded_payment_method_types: excludedTypes ?? null,
       last_payment_error: null,
       latest_charge: null,
       livemode: false,
       metadata: p.optionalMetadata() ?? {},
       next_action: null,
       payment_method: paymentMethod?.object.id ?? null,
-      payment_method_types: paymentMethodTypes ?? ['card', 'us_bank_account'],
+      payment_method_types: (paymentMethodTypes ?? ['card', 'us_bank_account']).filter(
+        (type) => !excludedTypes?.includes(type),
+      ),
       receipt_email: p.optionalString('receipt_email') ?? null,
       setup_future_usage:
         p.optionalEnum('setup_future_usage', ['on_session', 'off_session'] as const) ?? null,

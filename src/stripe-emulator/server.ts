@@ -250,8 +250,10 @@ export class EmulatorHttpServer {
         case 'other_params':
           return fail(new StripeApiError(400, 'idempotency_error', idempotencyParamsMessage(idempotencyKey)));
         case 'replay':
-          sendRaw(
-            res,
+          // A replay is this request's answer, so faults on the answer (lost, truncated) apply.
+          this.respond(
+            ctx,
+            fault,
             lookup.stored.status,
             {
               ...headers,
@@ -309,22 +311,33 @@ export class EmulatorHttpServer {
     }
 
     if (!outcome) return;
-    const responseHeaders = { ...headers, ...outcome.headers };
+    this.respond(ctx, fault, outcome.status, { ...headers, ...outcome.headers }, outcome.body);
+  }
+
+  /** Sends an API answer, or loses or truncates it when a fault says so. */
+  private respond(
+    ctx: RequestContext,
+    fault: FaultRule | undefined,
+    status: number,
+    headers: Record<string, string>,
+    body: string,
+  ): void {
+    const { req, res } = ctx;
     if (fault?.fault === 'lose_response_after_commit') {
       req.socket.destroy();
       return;
     }
     if (fault?.fault === 'truncated_body') {
-      const bytes = Buffer.from(outcome.body);
-      res.writeHead(outcome.status, {
-        ...responseHeaders,
+      const bytes = Buffer.from(body);
+      res.writeHead(status, {
+        ...headers,
         'Content-Type': 'application/json',
         'Content-Length': bytes.length,
       });
       res.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => req.socket.destroy());
       return;
     }
-    sendRaw(res, outcome.status, responseHeaders, outcome.body);
+    sendRaw(res, status, headers, body);
   }
 
   private async execute(
