@@ -93,12 +93,20 @@ export class EmulatorHttpServer {
         }
       });
     });
+    // Requests Node's HTTP parser rejects (bad bytes in the path or headers) never reach a handler;
+    // they still get a Stripe-shaped answer.
     this.server.on('clientError', (_error, socket) => {
-      if (socket.writable) {
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      } else {
+      if (!socket.writable) {
         socket.destroy();
+        return;
       }
+      const body = errorJson({
+        type: 'invalid_request_error',
+        message: 'The request could not be parsed as HTTP.',
+      });
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\nRequest-Id: ${newRequestId()}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
     });
   }
 
