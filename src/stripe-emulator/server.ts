@@ -201,6 +201,8 @@ export class EmulatorHttpServer {
       sendJson(res, error.status, { ...headers, ...error.headers }, errorJson(error.body, requestId));
     };
 
+    // Only Stripe's API paths need a key; anything else unknown is simply not there.
+    if (!route && !path.startsWith('/v1/')) return fail(unrecognizedUrl(method, path));
     const authError = this.authenticate(req);
     if (authError) return fail(authError);
     if (!route) return fail(unrecognizedUrl(method, path));
@@ -496,8 +498,9 @@ function maskKey(key: string): string {
   return `${key.slice(0, 8)}${'*'.repeat(key.length - 12)}${key.slice(-4)}`;
 }
 
+/** Compact JSON: the SDK does not mind, and stored replays keep these exact bytes, so smaller is cheaper. */
 function toJson(body: unknown): string {
-  return JSON.stringify(body, null, 2);
+  return JSON.stringify(body);
 }
 
 function errorJson(error: StripeErrorBody, requestId?: string): string {
