@@ -3,6 +3,7 @@
  * resource classes; authentication, idempotency, faults and serialization are the server's.
  */
 import { StripeApiError, paramError, resourceMissing } from './errors';
+import { type ExpandableKind, applyExpand, readExpand } from './expand';
 import { ParamReader } from './params';
 import { type ApiRoute, type ApiResponse, type FormParams } from './router';
 import { type EmulatorState } from './state';
@@ -13,6 +14,17 @@ function ok(body: unknown): ApiResponse {
 
 function id(pathParams: Readonly<Record<string, string>>): string {
   return pathParams['id'] ?? '';
+}
+
+/** Validates `expand` first, runs the endpoint, then expands a copy of what it returns. */
+function expanded(
+  state: EmulatorState,
+  kind: ExpandableKind,
+  params: FormParams,
+  run: () => object,
+): ApiResponse {
+  const paths = readExpand(params, kind);
+  return ok(applyExpand(state, kind, run(), paths));
 }
 
 /** Retrieve endpoints take no parameters besides `expand`. */
@@ -41,7 +53,10 @@ export function apiRoutes(state: EmulatorState): ApiRoute[] {
       kind: 'api',
       method: 'POST',
       pattern: '/v1/payment_intents',
-      handler: (req) => ok(state.paymentIntents.create(req.params, req.eventRequest)),
+      handler: (req) =>
+        expanded(state, 'payment_intent', req.params, () =>
+          state.paymentIntents.create(req.params, req.eventRequest),
+        ),
     },
     {
       kind: 'api',
@@ -55,26 +70,37 @@ export function apiRoutes(state: EmulatorState): ApiRoute[] {
       pattern: '/v1/payment_intents/:id',
       handler: (req) => {
         new ParamReader(req.params).allowOnly(['client_secret']);
-        return ok(state.paymentIntents.retrieve(id(req.pathParams)));
+        return expanded(state, 'payment_intent', req.params, () =>
+          state.paymentIntents.retrieve(id(req.pathParams)),
+        );
       },
     },
     {
       kind: 'api',
       method: 'POST',
       pattern: '/v1/payment_intents/:id/confirm',
-      handler: (req) => ok(state.paymentIntents.confirm(id(req.pathParams), req.params, req.eventRequest)),
+      handler: (req) =>
+        expanded(state, 'payment_intent', req.params, () =>
+          state.paymentIntents.confirm(id(req.pathParams), req.params, req.eventRequest),
+        ),
     },
     {
       kind: 'api',
       method: 'POST',
       pattern: '/v1/payment_intents/:id/cancel',
-      handler: (req) => ok(state.paymentIntents.cancel(id(req.pathParams), req.params, req.eventRequest)),
+      handler: (req) =>
+        expanded(state, 'payment_intent', req.params, () =>
+          state.paymentIntents.cancel(id(req.pathParams), req.params, req.eventRequest),
+        ),
     },
     {
       kind: 'api',
       method: 'POST',
       pattern: '/v1/payment_intents/:id/capture',
-      handler: (req) => ok(state.paymentIntents.capture(id(req.pathParams), req.params, req.eventRequest)),
+      handler: (req) =>
+        expanded(state, 'payment_intent', req.params, () =>
+          state.paymentIntents.capture(id(req.pathParams), req.params, req.eventRequest),
+        ),
     },
     {
       kind: 'api',
@@ -82,7 +108,7 @@ export function apiRoutes(state: EmulatorState): ApiRoute[] {
       pattern: '/v1/charges/:id',
       handler: (req) => {
         noParams(req.params);
-        return ok(state.charges.retrieve(id(req.pathParams)));
+        return expanded(state, 'charge', req.params, () => state.charges.retrieve(id(req.pathParams)));
       },
     },
     {
@@ -100,7 +126,8 @@ export function apiRoutes(state: EmulatorState): ApiRoute[] {
       kind: 'api',
       method: 'POST',
       pattern: '/v1/refunds',
-      handler: (req) => ok(state.refunds.create(req.params, req.eventRequest)),
+      handler: (req) =>
+        expanded(state, 'refund', req.params, () => state.refunds.create(req.params, req.eventRequest)),
     },
     {
       kind: 'api',
@@ -108,7 +135,7 @@ export function apiRoutes(state: EmulatorState): ApiRoute[] {
       pattern: '/v1/refunds/:id',
       handler: (req) => {
         noParams(req.params);
-        return ok(state.refunds.retrieve(id(req.pathParams)));
+        return expanded(state, 'refund', req.params, () => state.refunds.retrieve(id(req.pathParams)));
       },
     },
     {

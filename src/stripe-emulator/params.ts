@@ -21,10 +21,11 @@ export class ParamReader {
     private readonly prefix = '',
   ) {}
 
-  /** Rejects any parameter not in `known` (every endpoint also accepts `expand`). */
+  /** Rejects any parameter not in `known` (every endpoint also accepts a top-level `expand`). */
   allowOnly(known: readonly string[]): this {
     for (const key of Object.keys(this.params)) {
-      if (key !== 'expand' && !known.includes(key)) throw unknownParameter(this.name(key));
+      if (known.includes(key) || (key === 'expand' && this.prefix === '')) continue;
+      throw unknownParameter(this.name(key));
     }
     return this;
   }

@@ -238,8 +238,10 @@ export class PaymentIntents {
         }
       }
     }
+    // Current API versions turn automatic payment methods on unless types are listed or it is
+    // explicitly disabled (then cards only).
     const automatic =
-      paymentMethodTypes === undefined
+      paymentMethodTypes === undefined && apmEnabled !== false
         ? { enabled: true, allow_redirects: allowRedirects ?? 'always' }
         : null;
     const confirmOptions = this.readConfirmOptions(p, automatic);
@@ -285,9 +287,9 @@ export class PaymentIntents {
       metadata: p.optionalMetadata() ?? {},
       next_action: null,
       payment_method: paymentMethod?.object.id ?? null,
-      payment_method_types: (paymentMethodTypes ?? ['card', 'us_bank_account']).filter(
-        (type) => !excludedTypes?.includes(type),
-      ),
+      payment_method_types: (
+        paymentMethodTypes ?? (automatic ? ['card', 'us_bank_account'] : ['card'])
+      ).filter((type) => !excludedTypes?.includes(type)),
       receipt_email: p.optionalString('receipt_email') ?? null,
       setup_future_usage:
         p.optionalEnum('setup_future_usage', ['on_session', 'off_session'] as const) ?? null,

@@ -519,6 +519,21 @@ describe('Stripe emulator payments', function () {
       assert.equal(one.livemode, false);
     });
 
+    it("expand[] replaces latest_charge and a refund's charge with the objects; an unknown path is a 400", async () => {
+      const pi = await stripe.paymentIntents.create(cardPayment('pm_card_visa'));
+      const withCharge = await stripe.paymentIntents.retrieve(pi.id, { expand: ['latest_charge'] });
+      const charge = withCharge.latest_charge as Stripe.Charge;
+      assert.equal(charge.object, 'charge');
+      assert.equal(charge.id, chargeId(pi));
+      const refund = await stripe.refunds.create({ payment_intent: pi.id, expand: ['charge'] });
+      assert.equal((refund.charge as Stripe.Charge).amount_refunded, 2000);
+      const error = await captureError(() =>
+        stripe.paymentIntents.retrieve(pi.id, { expand: ['no_such_field'] }),
+      );
+      assert.equal(error.statusCode, 400);
+      assert.equal(error.param, 'expand');
+    });
+
     it('customers are created and retrieved; a missing one is a 404', async () => {
       const customer = await stripe.customers.create({
         email: 'c@example.com',
