@@ -184,6 +184,12 @@ export interface PaymentIntentsDeps {
 
 export class PaymentIntents {
   private readonly records = new Map<string, PaymentIntentRecord>();
+  /**
+   * Records by every metadata pair they have ever carried (`key\u0000value`), so a metadata search
+   * looks at a handful of candidates instead of every PaymentIntent. Entries are only added: the
+   * candidates are always checked against the version search may see.
+   */
+  private readonly metadataIndex = new Map<string, Set<PaymentIntentRecord>>();
   private readonly pending = new Map<string, PendingSettlement>();
 
   constructor(private readonly deps: PaymentIntentsDeps) {}
@@ -298,6 +304,7 @@ export class PaymentIntents {
     };
     const record: PaymentIntentRecord = { object, returnUrl: null, versions: [] };
     this.records.set(id, record);
+    this.indexMetadata(record);
     this.emit('payment_intent.created', record, request);
     if (confirm && paymentMethod) this.runConfirm(record, paymentMethod, confirmOptions, request);
     return object;
@@ -394,7 +401,10 @@ export class PaymentIntents {
         charge.amount_refunded = charge.amount - amount;
       }
     }
-    if (metadata) mergeMetadata(pi.metadata, metadata);
+    if (metadata) {
+      mergeMetadata(pi.metadata, metadata);
+      this.indexMetadata(record);
+    }
     pi.status = 'succeeded';
     pi.amount_received = amount;
     pi.amount_capturable = 0;
@@ -490,7 +500,7 @@ export class PaymentIntents {
     const clauses = parseSearchQuery(query);
     const cutoff = this.deps.clock.now() - this.deps.settings.searchLagSeconds;
     const matches: PaymentIntentObject[] = [];
-    for (const record of this.records.values()) {
+    for (const record of this.searchCandidates(clauses)) {
       const visible = visibleVersion(record.versions, cutoff);
       if (visible && clauses.every((clause) => clauseMatches(clause, visible))) matches.push(record.object);
     }
@@ -545,7 +555,29 @@ export class PaymentIntents {
 
   clear(): void {
     this.records.clear();
+    this.metadataIndex.clear();
     this.pending.clear();
+  }
+
+  private indexMetadata(record: PaymentIntentRecord): void {
+    for (const [key, value] of Object.entries(record.object.metadata)) {
+      const indexKey = `${key}\u0000${value}`;
+      let set = this.metadataIndex.get(indexKey);
+      if (!set) {
+        set = new Set();
+        this.metadataIndex.set(indexKey, set);
+      }
+      set.add(record);
+    }
+  }
+
+  private searchCandidates(clauses: readonly SearchClause[]): Iterable<PaymentIntentRecord> {
+    for (const clause of clauses) {
+      if (clause.field === 'metadata') {
+        return this.metadataIndex.get(`${clause.key}\u0000${clause.value}`) ?? [];
+      }
+    }
+    return this.records.values();
   }
 
   private readConfirmOptions(

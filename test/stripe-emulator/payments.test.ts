@@ -478,6 +478,28 @@ describe('Stripe emulator payments', function () {
       );
     });
 
+    it('search sees metadata added at capture, and clauses without metadata scan everything', async function () {
+      emulatorOnly(this, target);
+      const orderId = freshKey('search-capture');
+      const pi = await stripe.paymentIntents.create(
+        cardPayment('pm_card_visa', { capture_method: 'manual' }),
+      );
+      await stripe.paymentIntents.capture(pi.id, { metadata: { order_id: orderId } });
+      const byMetadata = await stripe.paymentIntents.search({ query: `metadata["order_id"]:"${orderId}"` });
+      assert.deepEqual(
+        byMetadata.data.map((found) => found.id),
+        [pi.id],
+      );
+      const canceled = await stripe.paymentIntents.create(cardPayment('pm_card_visa', { confirm: false }));
+      await stripe.paymentIntents.cancel(canceled.id);
+      const byStatus = await stripe.paymentIntents.search({
+        query: `status:'canceled' AND currency:'usd'`,
+        limit: 100,
+      });
+      assert.ok(byStatus.data.some((found) => found.id === canceled.id));
+      assert.ok(byStatus.data.every((found) => found.status === 'canceled'));
+    });
+
     it('an unparseable search query is a 400 naming the query parameter', async function () {
       emulatorOnly(this, target);
       const error = await captureError(() => stripe.paymentIntents.search({ query: 'metadata[order_id]=x' }));
