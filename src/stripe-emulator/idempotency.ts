@@ -73,6 +73,11 @@ export class IdempotencyStore {
     this.locks.delete(namespace);
   }
 
+  /** True while a request holding this key is executing. */
+  isLocked(namespace: string): boolean {
+    return this.locks.has(namespace);
+  }
+
   size(): number {
     return this.stored.size;
   }

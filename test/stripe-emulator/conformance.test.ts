@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
+import { type StripeEmulator } from '../../src/stripe-emulator';
+import { IdempotencyStore } from '../../src/stripe-emulator/idempotency';
 import {
   type StripeTarget,
   captureError,
@@ -39,6 +41,16 @@ describe('Stripe contract conformance', function () {
   after(async () => {
     await target.emulator?.stop();
   });
+
+  /** Waits until the slow rule has caught the first request, so the lock is certainly held. */
+  async function untilFaultHit(emulator: StripeEmulator): Promise<void> {
+    while (!emulator.control.faults().some((rule) => rule.fault === 'slow' && rule.hits > 0)) await sleep(10);
+  }
+
+  /** Waits until the slow request has stored its answer (its key is no longer locked). */
+  async function untilFaultReleased(emulator: StripeEmulator, key: string): Promise<void> {
+    while (emulator.state.idempotency.isLocked(IdempotencyStore.namespace('', key))) await sleep(20);
+  }
 
   function statCount(route: string): number {
     return target.emulator?.control.stats().by_route[route] ?? 0;
@@ -266,10 +278,10 @@ describe('Stripe contract conformance', function () {
     it('I12: same key while the first request still runs gets 409 idempotency_key_in_use, not stored', async function () {
       const emulator = emulatorOnly(this, target);
       const key = freshKey('i12');
-      emulator.control.addFault({ fault: 'slow', idempotencyKey: key, delayMs: 800, times: 1 });
+      emulator.control.addFault({ fault: 'slow', idempotencyKey: key, delayMs: 1500, times: 1 });
       const params = cardPayment('pm_card_visa');
       const first = stripe.paymentIntents.create(params, { idempotencyKey: key });
-      await sleep(200);
+      await untilFaultHit(emulator);
       const conflict = await captureError(() =>
         stripe.paymentIntents.create(params, { idempotencyKey: key }),
       );
@@ -406,9 +418,9 @@ describe('Stripe contract conformance', function () {
     it('I20: same key with other parameters while the first still runs gets 409 (the lock is checked first)', async function () {
       const emulator = emulatorOnly(this, target);
       const key = freshKey('i20');
-      emulator.control.addFault({ fault: 'slow', idempotencyKey: key, delayMs: 800, times: 1 });
+      emulator.control.addFault({ fault: 'slow', idempotencyKey: key, delayMs: 1500, times: 1 });
       const first = stripe.customers.create({ email: 'first@example.com' }, { idempotencyKey: key });
-      await sleep(200);
+      await untilFaultHit(emulator);
       const conflict = await captureError(() =>
         stripe.customers.create({ email: 'other@example.com' }, { idempotencyKey: key }),
       );
@@ -466,7 +478,7 @@ describe('Stripe contract conformance', function () {
     it('slow: the client times out; a quick retry meets 409, a later one the replay', async function () {
       const emulator = emulatorOnly(this, target);
       const key = freshKey('slow');
-      emulator.control.addFault({ fault: 'slow', idempotencyKey: key, delayMs: 1200 });
+      emulator.control.addFault({ fault: 'slow', idempotencyKey: key, delayMs: 2000 });
       const impatient = emulatorClient(emulator, { timeout: 300 });
       const params = cardPayment('pm_card_visa');
       const timedOut = await captureError(() =>
@@ -476,7 +488,7 @@ describe('Stripe contract conformance', function () {
       const quick = await captureError(() => stripe.paymentIntents.create(params, { idempotencyKey: key }));
       assert.equal(quick.statusCode, 409);
       assert.equal(quick.code, 'idempotency_key_in_use');
-      await sleep(1200);
+      await untilFaultReleased(emulator, key);
       const later = await stripe.paymentIntents.create(params, { idempotencyKey: key });
       assert.equal(later.status, 'succeeded');
       assert.equal(later.lastResponse.headers['idempotent-replayed'], 'true');
