@@ -518,8 +518,16 @@ class Checkout {
   /** Ends without charging: cancels an open PaymentIntent (keyed); if Stripe shows it paid, it is paid. */
   private async cancelUnpaid(): Promise<Outcome> {
     const request = this.pendingCancel;
-    this.pendingCancel = undefined;
-    if (request) this.canceledBy = { actor: request.actor, reason: request.reason };
+    try {
+      if (request) this.canceledBy = { actor: request.actor, reason: request.reason };
+      return await this.cancelOpenPaymentIntent();
+    } finally {
+      // Cleared only now, so the cancel update returns the state this cancel produced.
+      if (this.pendingCancel === request) this.pendingCancel = undefined;
+    }
+  }
+
+  private async cancelOpenPaymentIntent(): Promise<Outcome> {
     const pi = this.paymentIntent;
     if (pi && pi.status !== 'canceled') {
       const after = await this.cancelPaymentIntent(pi.id, this.canceledBy?.reason ?? 'canceled');
@@ -552,8 +560,8 @@ class Checkout {
     this.setState('provisioning', pi.id);
     const { provision } = proxyActivities<CheckoutActivities>({
       startToCloseTimeout: this.opts.stripeCallTimeoutMs,
-      // Paid means provisioned: retry until it works; the provisioner is idempotent.
-      retry: { ...STRIPE_RETRY, maximumAttempts: 0 },
+      // Paid means provisioned: retry until it works (no attempt limit); the provisioner is idempotent.
+      retry: STRIPE_RETRY,
       summary: 'Provision the order (idempotent per workflow id)',
     });
     this.entitlement = await provision({

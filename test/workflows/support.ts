@@ -1,0 +1,219 @@
+/**
+ * What the checkout's server-backed tests share: a real Temporal dev server, the Stripe emulator,
+ * the real `stripe` SDK pointed at it, a SQLite provisioner in a temporary file, and the workflow
+ * bundle built once per process. Each test gets its own task queue and order id from its title.
+ *
+ * Money is asserted through the emulator's ledger (`successful_charges`), never through logs.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import type Stripe from 'stripe';
+import { startStripeEmulator, type StripeEmulator } from '../../src/stripe-emulator';
+import { SqliteProvisioner } from '../../src/provisioning';
+import { createStripeClient } from '../../src/stripe/client';
+import { createCheckoutWorker, checkoutWorkflowBundle } from '../../src/worker';
+import { getCheckoutStatus } from '../../src/client';
+import type {
+  CheckoutInput,
+  CheckoutOptions,
+  CheckoutState,
+  CheckoutStatus,
+} from '../../src/workflows/definitions';
+import { testTemporal, uniqueName } from '../support/temporal';
+
+export const TEST_SECRET_KEY = 'sk_test_checkoutworkflows';
+/** Stripe client timeout in tests; the workflow's `stripeCallTimeoutMs` stays above it. */
+export const TEST_STRIPE_TIMEOUT_MS = 2_000;
+
+/** Short, test-sized durations; production defaults are in src/workflows/checkout.ts. */
+export const FAST_OPTIONS: CheckoutOptions = {
+  paymentPollIntervalMs: 200,
+  paymentActionTimeoutMs: 20_000,
+  paymentRetryWindowMs: 0,
+  stripeCallTimeoutMs: 4_000,
+  reconcileIntervalMs: 500,
+};
+
+export interface CheckoutHarness {
+  readonly address: string;
+  readonly namespace: string;
+  readonly client: Client;
+  readonly nativeConnection: NativeConnection;
+  readonly emulator: StripeEmulator;
+  readonly stripe: Stripe;
+  readonly provisioner: SqliteProvisioner;
+  readonly provisioningPath: string;
+  readonly customerId: string;
+  /** Runs `fn` while a checkout worker polls `taskQueue`. */
+  withWorker<T>(taskQueue: string, fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+/** Quiet worker logs (warnings and errors still show); the Runtime can be installed only once. */
+function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Another test file in this process installed it first; its logger stays.
+  }
+}
+
+/** Asserts that `promise` rejects with an error whose message, or a cause's, matches `re`. */
+export async function rejectsWithCause(promise: Promise<unknown>, re: RegExp): Promise<void> {
+  await promise.then(
+    () => {
+      throw new Error(`expected a rejection matching ${String(re)}`);
+    },
+    (err: unknown) => {
+      const messages: string[] = [];
+      for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message);
+      if (!messages.some((m) => re.test(m))) {
+        throw new Error(`no message in the cause chain matches ${String(re)}: ${messages.join(' <- ')}`);
+      }
+    },
+  );
+}
+
+export async function startHarness(): Promise<CheckoutHarness> {
+  installQuietRuntime();
+  const temporal = await testTemporal();
+  const [emulator, workflowBundle] = await Promise.all([
+    startStripeEmulator({ quiet: true }),
+    checkoutWorkflowBundle(),
+  ]);
+  const stripe = createStripeClient({
+    secretKey: TEST_SECRET_KEY,
+    timeoutMs: TEST_STRIPE_TIMEOUT_MS,
+    apiBase: { host: emulator.host, port: emulator.port, protocol: 'http' },
+  });
+  const customer = await stripe.customers.create({ description: 'checkout tests' });
+  const dir = mkdtempSync(path.join(tmpdir(), 'checkout-'));
+  const provisioningPath = path.join(dir, 'provisioning.sqlite');
+  const provisioner = new SqliteProvisioner(provisioningPath);
+  const connection = await Connection.connect({ address: temporal.address });
+  const client = new Client({ connection, namespace: temporal.namespace });
+  const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+
+  return {
+    address: temporal.address,
+    namespace: temporal.namespace,
+    client,
+    nativeConnection,
+    emulator,
+    stripe,
+    provisioner,
+    provisioningPath,
+    customerId: customer.id,
+    async withWorker<T>(taskQueue: string, fn: () => Promise<T>): Promise<T> {
+      const worker: Worker = await createCheckoutWorker({
+        connection: nativeConnection,
+        namespace: temporal.namespace,
+        taskQueue,
+        stripe,
+        provisioner,
+        workflowBundle,
+      });
+      return worker.runUntil(fn());
+    },
+    async close(): Promise<void> {
+      await connection.close();
+      await nativeConnection.close();
+      await provisioner.close();
+      await emulator.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A fresh order (id and task queue) for one test. */
+export function newOrder(
+  h: CheckoutHarness,
+  title: string,
+  overrides: Partial<CheckoutInput> = {},
+): { input: CheckoutInput; taskQueue: string } {
+  const name = uniqueName(title);
+  return {
+    taskQueue: `tq-${name}`,
+    input: {
+      orderId: name,
+      amount: 4_200,
+      currency: 'usd',
+      customerId: h.customerId,
+      paymentMethodId: 'pm_card_visa',
+      provision: { sku: 'course-101', quantity: 1 },
+      options: FAST_OPTIONS,
+      ...overrides,
+    },
+  };
+}
+
+/** The emulator's ledger entries for one order (found by the metadata the workflow sets). */
+export function paymentIntentsFor(h: CheckoutHarness, orderId: string) {
+  return h.emulator.control.ledger().payment_intents.filter((pi) => pi.metadata.order_id === orderId);
+}
+
+export function successfulCharges(h: CheckoutHarness, orderId: string): number {
+  return paymentIntentsFor(h, orderId).reduce((n, pi) => n + pi.successful_charges, 0);
+}
+
+export async function provisionedCount(h: CheckoutHarness, orderId: string): Promise<number> {
+  return (await h.provisioner.list()).filter((e) => e.orderId === orderId).length;
+}
+
+/** Polls the status query until `predicate` holds (queries need the worker running). */
+export async function waitForStatus(
+  h: CheckoutHarness,
+  orderId: string,
+  predicate: (s: CheckoutStatus) => boolean,
+  timeoutMs = 30_000,
+): Promise<CheckoutStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: CheckoutStatus | undefined;
+  for (;;) {
+    try {
+      last = await getCheckoutStatus(h.client, orderId);
+      if (predicate(last)) return last;
+    } catch {
+      // Not started yet, or no worker has answered: keep polling until the deadline.
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `status never matched; last: ${JSON.stringify(last?.state)} ${JSON.stringify(last?.audit)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function inState(state: CheckoutState): (s: CheckoutStatus) => boolean {
+  return (s) => s.state === state;
+}
+
+export async function until(predicate: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const HISTORIES_DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
+
+/**
+ * With RECORD_HISTORIES=1, saves a finished workflow's history as a replay fixture
+ * (test/fixtures/histories/<name>.json); test/workflows/replay.test.ts replays every fixture.
+ */
+export async function recordHistory(h: CheckoutHarness, workflowId: string, name: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
+  mkdirSync(HISTORIES_DIR, { recursive: true });
+  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToJSON(history));
+}
