@@ -440,7 +440,7 @@ describe('checkout workflow', function () {
     const { input, taskQueue } = newOrder(h, this.test?.title ?? 'cancel', {
       paymentMethodId: 'pm_card_threeDSecure2Required',
     });
-    const paid = newOrder(h, `${this.test?.title ?? 'cancel'} paid`);
+    const paid = newOrder(h, 'paid then cancel refused');
     await h.withWorker(taskQueue, async () => {
       await startCheckout(h.client, input, { taskQueue });
       await waitForStatus(h, input.orderId, inState('awaiting_customer_action'));
