@@ -191,6 +191,8 @@ export class PaymentIntents {
    */
   private readonly metadataIndex = new Map<string, Set<PaymentIntentRecord>>();
   private readonly pending = new Map<string, PendingSettlement>();
+  /** The earliest `dueAt` among pending settlements, so the per-request check is one comparison. */
+  private nextDueAt = Number.POSITIVE_INFINITY;
 
   constructor(private readonly deps: PaymentIntentsDeps) {}
 
@@ -471,10 +473,14 @@ export class PaymentIntents {
 
   /** Settles every asynchronous payment whose time has come on the emulator clock. */
   settleDue(): void {
-    if (this.pending.size === 0) return;
     const now = this.deps.clock.now();
+    if (now < this.nextDueAt) return;
+    this.nextDueAt = Number.POSITIVE_INFINITY;
     for (const [id, pending] of this.pending) {
-      if (pending.dueAt > now) continue;
+      if (pending.dueAt > now) {
+        this.nextDueAt = Math.min(this.nextDueAt, pending.dueAt);
+        continue;
+      }
       this.pending.delete(id);
       const record = this.records.get(id);
       if (record && record.object.status === 'processing') this.finishSettlement(record, pending.succeed);
@@ -557,6 +563,7 @@ export class PaymentIntents {
     this.records.clear();
     this.metadataIndex.clear();
     this.pending.clear();
+    this.nextDueAt = Number.POSITIVE_INFINITY;
   }
 
   private indexMetadata(record: PaymentIntentRecord): void {
@@ -695,10 +702,9 @@ export class PaymentIntents {
         const charge = this.newCharge(pi, paymentMethod, 'pending', true);
         pi.latest_charge = charge.id;
         pi.status = 'processing';
-        this.pending.set(pi.id, {
-          dueAt: this.deps.clock.now() + this.deps.settings.asyncSettleSeconds,
-          succeed: behaviour.kind === 'async_succeed',
-        });
+        const dueAt = this.deps.clock.now() + this.deps.settings.asyncSettleSeconds;
+        this.pending.set(pi.id, { dueAt, succeed: behaviour.kind === 'async_succeed' });
+        this.nextDueAt = Math.min(this.nextDueAt, dueAt);
         this.deps.events.emit('charge.pending', charge, request);
         this.emit('payment_intent.processing', record, request);
         return;
