@@ -252,9 +252,12 @@ export class PaymentIntents {
       paymentMethodTypes === undefined && apmEnabled !== false
         ? { enabled: true, allow_redirects: allowRedirects ?? 'always' }
         : null;
-    const confirmOptions = this.readConfirmOptions(p, automatic);
+    const confirmOptions = this.readConfirmOptions(p);
     if (confirmOptions.paymentMethod !== undefined) {
-      this.checkPaymentMethodType(confirmOptions.paymentMethod, paymentMethodTypes ?? null);
+      this.checkPaymentMethodType(
+        confirmOptions.paymentMethod,
+        automatic ? null : (paymentMethodTypes ?? ['card']),
+      );
     }
     if (confirm) this.checkConfirmable(automatic, confirmOptions, confirmOptions.paymentMethod);
     const captureMethod = p.optionalEnum('capture_method', [
@@ -316,7 +319,7 @@ export class PaymentIntents {
     const p = new ParamReader(params).allowOnly(CONFIRM_PARAMS);
     const record = this.getRecord(id);
     const pi = record.object;
-    const options = this.readConfirmOptions(p, pi.automatic_payment_methods);
+    const options = this.readConfirmOptions(p);
     p.optionalOpaqueObject('payment_method_options');
     p.optionalOpaqueObject('mandate_data');
     this.checkState(pi, CONFIRMABLE, 'confirm', 'confirmed');
@@ -587,10 +590,7 @@ export class PaymentIntents {
     return this.records.values();
   }
 
-  private readConfirmOptions(
-    p: ParamReader,
-    _automatic: PaymentIntentObject['automatic_payment_methods'],
-  ): ConfirmOptions {
+  private readConfirmOptions(p: ParamReader): ConfirmOptions {
     const paymentMethod = p.optionalString('payment_method');
     const returnUrl = p.optionalString('return_url', 2048);
     if (returnUrl !== undefined && !/^https?:\/\/\S+$/.test(returnUrl)) {
