@@ -167,10 +167,29 @@ function parseListQuery(
   };
 }
 
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+}
+
+const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route the intake registered (HEAD twins of GET routes left out); the OpenAPI test uses it. */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return registered.get(app) ?? [];
+}
+
 /** Builds the app without listening (tests use `inject`, the stack uses `startHttpIntake`). */
 export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   const { client, taskQueue, webhookSecrets } = options;
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: JSON_BODY_LIMIT });
+  const routes: RegisteredRoute[] = [];
+  registered.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routes.push({ method, url: route.url });
+    }
+  });
 
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, notFound(`No route ${request.method} ${request.url.split('?')[0] ?? ''}`)),

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { Client } from '@temporalio/client';
+import {
+  EXAMPLE_CANCEL_REQUEST,
+  EXAMPLE_CHECKOUT_REQUEST,
+  EXAMPLE_RESOLVE_REQUEST,
+  EXAMPLE_RETRY_REQUEST,
+  openApiDocument,
+} from '../../src/http/openapi';
+import { buildHttpIntake, registeredRoutes } from '../../src/http/server';
+import {
+  AMOUNT_MAX,
+  ORDER_ID_MAX_LENGTH,
+  QUANTITY_MAX,
+  validateCancelRequest,
+  validateCheckoutInput,
+  validateResolveRequest,
+  validateRetryPaymentRequest,
+} from '../../src/workflows/definitions';
+
+interface Schema {
+  properties?: Record<string, Schema>;
+  required?: string[];
+  maximum?: number;
+  maxLength?: number;
+}
+
+interface Doc {
+  paths: Record<string, Record<string, unknown>>;
+  components: { schemas: Record<string, Schema> };
+}
+
+const doc = openApiDocument() as unknown as Doc;
+const schema = (name: string): Schema => {
+  const s = doc.components.schemas[name];
+  assert.ok(s, `schema ${name}`);
+  return s;
+};
+
+describe('OpenAPI description', () => {
+  it('describes exactly the routes the intake registers', async () => {
+    // No Temporal call is made: routes exist as soon as the app is ready.
+    const app = buildHttpIntake({ client: new Client(), taskQueue: 'unused', webhookSecrets: [] });
+    await app.ready();
+    try {
+      const served = registeredRoutes(app)
+        .map((r) => `${r.method} ${r.url.replace(/:([A-Za-z]+)/g, '{$1}')}`)
+        .sort();
+      const described = Object.entries(doc.paths)
+        .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+        .sort();
+      assert.deepEqual(described, served);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('gives examples that the shared validation accepts', () => {
+    assert.equal(validateCheckoutInput(EXAMPLE_CHECKOUT_REQUEST).ok, true);
+    assert.equal(validateRetryPaymentRequest(EXAMPLE_RETRY_REQUEST).ok, true);
+    assert.equal(validateCancelRequest(EXAMPLE_CANCEL_REQUEST).ok, true);
+    assert.equal(validateResolveRequest(EXAMPLE_RESOLVE_REQUEST).ok, true);
+  });
+
+  it('names only fields the validation accepts, and marks as required those it requires', () => {
+    const request = schema('CheckoutRequest');
+    const properties = Object.keys(request.properties ?? {});
+    const full = { ...EXAMPLE_CHECKOUT_REQUEST, options: { paymentPollIntervalMs: 1000 } };
+    assert.deepEqual(properties.sort(), Object.keys(full).sort());
+    assert.equal(validateCheckoutInput(full).ok, true);
+    for (const field of request.required ?? []) {
+      const without: Record<string, unknown> = { ...EXAMPLE_CHECKOUT_REQUEST };
+      delete without[field];
+      const v = validateCheckoutInput(without);
+      assert.ok(!v.ok && v.problems.some((p) => p.startsWith(`${field}:`)), `${field} is required`);
+    }
+    const options = Object.keys(request.properties?.options?.properties ?? {});
+    for (const option of options) {
+      assert.equal(
+        validateCheckoutInput({ ...EXAMPLE_CHECKOUT_REQUEST, options: { [option]: 1000 } }).ok,
+        true,
+        option,
+      );
+    }
+    assert.equal(validateCheckoutInput({ ...EXAMPLE_CHECKOUT_REQUEST, options: { nope: 1 } }).ok, false);
+  });
+
+  it('states the same limits as the shared constants', () => {
+    const p = schema('CheckoutRequest').properties ?? {};
+    assert.equal(p.amount?.maximum, AMOUNT_MAX);
+    assert.equal(p.orderId?.maxLength, ORDER_ID_MAX_LENGTH);
+    assert.equal(p.provision?.properties?.quantity?.maximum, QUANTITY_MAX);
+    assert.equal(validateCheckoutInput({ ...EXAMPLE_CHECKOUT_REQUEST, amount: AMOUNT_MAX + 1 }).ok, false);
+    assert.equal(
+      validateCheckoutInput({ ...EXAMPLE_CHECKOUT_REQUEST, orderId: 'x'.repeat(ORDER_ID_MAX_LENGTH + 1) }).ok,
+      false,
+    );
+  });
+
+  it('lists the remediation bodies with the fields their validators require', () => {
+    const cases: [string, Record<string, unknown>, (i: unknown) => { ok: boolean }][] = [
+      ['RetryPaymentRequest', EXAMPLE_RETRY_REQUEST, validateRetryPaymentRequest],
+      ['CancelRequest', EXAMPLE_CANCEL_REQUEST, validateCancelRequest],
+      ['ResolveRequest', EXAMPLE_RESOLVE_REQUEST, validateResolveRequest],
+    ];
+    for (const [name, example, validate] of cases) {
+      const s = schema(name);
+      assert.deepEqual(Object.keys(s.properties ?? {}).sort(), Object.keys(example).sort(), name);
+      for (const field of s.required ?? []) {
+        const without = { ...example };
+        delete without[field];
+        assert.equal(validate(without).ok, false, `${name}.${field} is required`);
+      }
+    }
+  });
+});

@@ -1,0 +1,374 @@
+import assert from 'node:assert/strict';
+import { type FastifyInstance } from 'fastify';
+import Stripe from 'stripe';
+import { buildHttpIntake, STRIPE_WEBHOOK_PATH } from '../../src/http/server';
+import { MONEY_TAKEN_STATES, checkoutWorkflowId, type CheckoutInput } from '../../src/workflows/definitions';
+import {
+  checkoutExists,
+  orderInput,
+  signalCount,
+  startIntakeFixture,
+  successfulCharges,
+  waitForStatus,
+  type IntakeFixture,
+} from './fixture';
+
+const OLD_SECRET = 'whsec_oldSecretForRotation1';
+const NEW_SECRET = 'whsec_newSecretForRotation2';
+
+interface ErrorJson {
+  error: { code: string; message: string; fields?: { field: string; message: string }[] };
+}
+
+describe('HTTP intake', function () {
+  this.timeout(90_000);
+  let f: IntakeFixture;
+  let app: FastifyInstance;
+
+  before(async function () {
+    this.timeout(180_000);
+    f = await startIntakeFixture('http intake');
+    app = buildHttpIntake({
+      client: f.client,
+      taskQueue: f.taskQueue,
+      webhookSecrets: [OLD_SECRET, NEW_SECRET],
+    });
+    await app.ready();
+  });
+  after(async () => {
+    await app?.close();
+    await f?.close();
+  });
+
+  const post = (url: string, body: unknown) => app.inject({ method: 'POST', url, payload: body as object });
+  const title = (ctx: Mocha.Context): string => ctx.test?.title ?? 'test';
+
+  describe('POST /v1/checkouts', () => {
+    it('answers 201 first and 200 with the same body on a repeat, and the order is charged once', async function () {
+      const input = orderInput(f, title(this));
+      const first = await post('/v1/checkouts', input);
+      assert.equal(first.statusCode, 201, first.body);
+      assert.equal(first.headers.location, `/v1/checkouts/${input.orderId}`);
+      const again = await post('/v1/checkouts', input);
+      assert.equal(again.statusCode, 200, again.body);
+      assert.equal(again.body, first.body);
+      const body = first.json<{ workflowId: string; orderId: string }>();
+      assert.equal(body.workflowId, checkoutWorkflowId(input.orderId));
+      await waitForStatus(f, input.orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      const third = await post('/v1/checkouts', input);
+      assert.equal(third.statusCode, 200);
+      assert.equal(third.body, first.body);
+      assert.equal(successfulCharges(f, input.orderId), 1);
+    });
+
+    it('gives every concurrent double-fire the same checkout and charges once', async function () {
+      const input = orderInput(f, title(this));
+      const answers = await Promise.all([post('/v1/checkouts', input), post('/v1/checkouts', input)]);
+      for (const a of answers) assert.ok(a.statusCode === 200 || a.statusCode === 201, a.body);
+      assert.equal(answers[0]?.body, answers[1]?.body);
+      await waitForStatus(f, input.orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      assert.equal(successfulCharges(f, input.orderId), 1);
+    });
+
+    const badValues: [string, (i: CheckoutInput) => unknown][] = [
+      ['orderId', (i) => ({ ...i, orderId: 'has spaces' })],
+      ['orderId', (i) => ({ ...i, orderId: 'x'.repeat(201) })],
+      ['amount', (i) => ({ ...i, amount: 0 })],
+      ['amount', (i) => ({ ...i, amount: 12.5 })],
+      ['amount', (i) => ({ ...i, amount: '4200' })],
+      ['currency', (i) => ({ ...i, currency: 'USD' })],
+      ['customerId', (i) => ({ ...i, customerId: 'customer-1' })],
+      ['paymentMethodId', (i) => ({ ...i, paymentMethodId: 'card_123' })],
+      ['provision', (i) => ({ ...i, provision: 'pro-plan' })],
+      ['provision.sku', (i) => ({ ...i, provision: { sku: 'no spaces!', quantity: 1 } })],
+      ['provision.quantity', (i) => ({ ...i, provision: { sku: 'pro', quantity: 0 } })],
+      ['options.paymentRetryWindowMs', (i) => ({ ...i, options: { paymentRetryWindowMs: -1 } })],
+      ['surprise', (i) => ({ ...i, surprise: true })],
+    ];
+    for (const [field, mutate] of badValues) {
+      it(`rejects a bad ${field} with a 400 naming it and starts nothing`, async function () {
+        const input = orderInput(f, `${title(this)}-${field}`);
+        const res = await post('/v1/checkouts', mutate(input));
+        assert.equal(res.statusCode, 400, res.body);
+        const body = res.json<ErrorJson>();
+        assert.equal(body.error.code, 'invalid_request');
+        assert.deepEqual(
+          body.error.fields?.map((x) => x.field),
+          [field],
+        );
+        assert.equal(await checkoutExists(f, input.orderId), false);
+      });
+    }
+
+    it('names every missing field at once', async () => {
+      const res = await post('/v1/checkouts', {});
+      assert.equal(res.statusCode, 400);
+      const fields = res.json<ErrorJson>().error.fields?.map((x) => x.field);
+      assert.deepEqual(fields, [
+        'orderId',
+        'amount',
+        'currency',
+        'customerId',
+        'paymentMethodId',
+        'provision',
+      ]);
+    });
+
+    it('rejects malformed JSON and other content types with a JSON error', async () => {
+      const bad = await app.inject({
+        method: 'POST',
+        url: '/v1/checkouts',
+        payload: '{"orderId": ',
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(bad.statusCode, 400);
+      assert.ok(bad.json<ErrorJson>().error.message.length > 0);
+      const form = await app.inject({
+        method: 'POST',
+        url: '/v1/checkouts',
+        payload: 'orderId=x',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      assert.equal(form.statusCode, 415);
+    });
+
+    it('refuses the same order with other terms (409 naming them) and charges nothing more', async function () {
+      const input = orderInput(f, title(this));
+      assert.equal((await post('/v1/checkouts', input)).statusCode, 201);
+      const res = await post('/v1/checkouts', {
+        ...input,
+        amount: input.amount + 1,
+        provision: { sku: input.provision.sku, quantity: 2 },
+      });
+      assert.equal(res.statusCode, 409, res.body);
+      const body = res.json<ErrorJson>();
+      assert.equal(body.error.code, 'checkout_conflict');
+      assert.deepEqual(body.error.fields?.map((x) => x.field).sort(), ['amount', 'provision.quantity']);
+      await waitForStatus(f, input.orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      assert.equal(successfulCharges(f, input.orderId), 1);
+    });
+  });
+
+  describe('GET /v1/checkouts', () => {
+    it('answers 404 for an unknown order', async () => {
+      const res = await app.inject({ method: 'GET', url: '/v1/checkouts/no-such-order-here' });
+      assert.equal(res.statusCode, 404);
+      assert.equal(res.json<ErrorJson>().error.code, 'not_found');
+    });
+
+    it("returns the workflow's status for a known order", async function () {
+      const input = orderInput(f, title(this));
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      const res = await app.inject({ method: 'GET', url: `/v1/checkouts/${input.orderId}` });
+      assert.equal(res.statusCode, 200);
+      const status = res.json<{ orderId: string; state: string; paymentIntentId: string }>();
+      assert.equal(status.orderId, input.orderId);
+      assert.ok(MONEY_TAKEN_STATES.some((s) => s === status.state));
+      assert.match(status.paymentIntentId, /^pi_/);
+    });
+
+    it('lists checkouts and rejects bad filters naming them', async function () {
+      const input = orderInput(f, title(this));
+      await post('/v1/checkouts', input);
+      const deadline = Date.now() + 20_000;
+      let found = false;
+      while (!found && Date.now() < deadline) {
+        const res = await app.inject({ method: 'GET', url: '/v1/checkouts?limit=50' });
+        assert.equal(res.statusCode, 200);
+        found = res
+          .json<{ checkouts: { orderId: string }[] }>()
+          .checkouts.some((c) => c.orderId === input.orderId);
+        if (!found) await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.ok(found, 'the new checkout shows in the list');
+      const bad = await app.inject({ method: 'GET', url: '/v1/checkouts?state=happy&limit=0&colour=red' });
+      assert.equal(bad.statusCode, 400);
+      assert.deepEqual(
+        bad.json<ErrorJson>().error.fields?.map((x) => x.field),
+        ['colour', 'state', 'limit'],
+      );
+    });
+  });
+
+  describe('remediation', () => {
+    it('requires actor and reason, naming both, and changes nothing', async function () {
+      const input = orderInput(f, title(this), 'pm_card_chargeDeclined', {
+        paymentPollIntervalMs: 200,
+        paymentRetryWindowMs: 60_000,
+      });
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => s.state === 'declined');
+      for (const route of ['retry-payment', 'cancel', 'resolve']) {
+        const res = await post(`/v1/checkouts/${input.orderId}/${route}`, {
+          paymentMethodId: 'pm_card_visa',
+        });
+        assert.equal(res.statusCode, 400, `${route}: ${res.body}`);
+        const fields = res.json<ErrorJson>().error.fields?.map((x) => x.field) ?? [];
+        assert.ok(fields.includes('actor') && fields.includes('reason'), `${route}: ${fields.join(',')}`);
+      }
+      const status = await waitForStatus(f, input.orderId, () => true);
+      assert.equal(status.state, 'declined');
+      assert.equal(status.generation, 1);
+    });
+
+    it('retries a declined checkout with a new card, which then gets paid once', async function () {
+      const input = orderInput(f, title(this), 'pm_card_chargeDeclinedInsufficientFunds', {
+        paymentPollIntervalMs: 200,
+        paymentRetryWindowMs: 60_000,
+      });
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => s.state === 'declined');
+      const res = await post(`/v1/checkouts/${input.orderId}/retry-payment`, {
+        paymentMethodId: 'pm_card_mastercard',
+        actor: 'ops@example.com',
+        reason: 'customer gave a new card',
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      await waitForStatus(f, input.orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      assert.equal(successfulCharges(f, input.orderId), 1);
+    });
+
+    it('cancels an unpaid checkout and refuses to cancel a paid one (409)', async function () {
+      const unpaid = orderInput(f, `${title(this)}-unpaid`, 'pm_card_threeDSecure2Required');
+      await post('/v1/checkouts', unpaid);
+      await waitForStatus(f, unpaid.orderId, (s) => s.state === 'awaiting_customer_action');
+      const ok = await post(`/v1/checkouts/${unpaid.orderId}/cancel`, {
+        actor: 'customer:web',
+        reason: 'closed the 3-D Secure window',
+      });
+      assert.equal(ok.statusCode, 200, ok.body);
+      assert.equal(ok.json<{ state: string }>().state, 'canceled');
+      assert.equal(successfulCharges(f, unpaid.orderId), 0);
+
+      const paid = orderInput(f, `${title(this)}-paid`);
+      await post('/v1/checkouts', paid);
+      await waitForStatus(f, paid.orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      const refused = await post(`/v1/checkouts/${paid.orderId}/cancel`, { actor: 'ops', reason: 'oops' });
+      assert.equal(refused.statusCode, 409, refused.body);
+      assert.equal(refused.json<ErrorJson>().error.code, 'not_allowed_in_current_state');
+    });
+
+    it('refuses resolve outside needs_attention (409) and answers 404 for an unknown order', async function () {
+      const input = orderInput(f, title(this), 'pm_card_chargeDeclined', {
+        paymentPollIntervalMs: 200,
+        paymentRetryWindowMs: 60_000,
+      });
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => s.state === 'declined');
+      const body = { actor: 'ops', reason: 'checked the dashboard', outcome: 'recheck' };
+      const refused = await post(`/v1/checkouts/${input.orderId}/resolve`, body);
+      assert.equal(refused.statusCode, 409, refused.body);
+      const unknown = await post('/v1/checkouts/never-started-order/resolve', body);
+      assert.equal(unknown.statusCode, 404, unknown.body);
+      const badOutcome = await post(`/v1/checkouts/${input.orderId}/resolve`, { ...body, outcome: 'maybe' });
+      assert.equal(badOutcome.statusCode, 400);
+      assert.deepEqual(
+        badOutcome.json<ErrorJson>().error.fields?.map((x) => x.field),
+        ['outcome'],
+      );
+    });
+  });
+
+  describe('POST /webhooks/stripe', () => {
+    /** A declined checkout waiting for a new card: a live workflow whose history we can inspect. */
+    async function waitingCheckout(name: string): Promise<{ orderId: string; paymentIntentId: string }> {
+      const input = orderInput(f, name, 'pm_card_chargeDeclined', {
+        paymentPollIntervalMs: 200,
+        paymentRetryWindowMs: 60_000,
+      });
+      await post('/v1/checkouts', input);
+      const status = await waitForStatus(f, input.orderId, (s) => s.state === 'declined');
+      assert.ok(status.paymentIntentId);
+      return { orderId: input.orderId, paymentIntentId: status.paymentIntentId };
+    }
+
+    function eventFor(orderId: string, paymentIntentId: string): string {
+      return JSON.stringify({
+        id: `evt_test${Date.now()}`,
+        object: 'event',
+        type: 'payment_intent.payment_failed',
+        created: Math.floor(Date.now() / 1000),
+        livemode: false,
+        data: {
+          object: {
+            id: paymentIntentId,
+            object: 'payment_intent',
+            metadata: { order_id: orderId, checkout_workflow_id: checkoutWorkflowId(orderId) },
+          },
+        },
+      });
+    }
+
+    const deliver = (payload: string, signature: string | undefined) =>
+      app.inject({
+        method: 'POST',
+        url: STRIPE_WEBHOOK_PATH,
+        payload,
+        headers: {
+          'content-type': 'application/json; charset=utf-8',
+          ...(signature === undefined ? {} : { 'stripe-signature': signature }),
+        },
+      });
+    const sign = (payload: string, secret: string, timestamp = Math.floor(Date.now() / 1000)): string =>
+      Stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp });
+
+    it('accepts an event signed with either secret during a rotation and signals the checkout', async function () {
+      const { orderId, paymentIntentId } = await waitingCheckout(title(this));
+      const before = await signalCount(f, orderId);
+      for (const secret of [OLD_SECRET, NEW_SECRET]) {
+        const payload = eventFor(orderId, paymentIntentId);
+        const res = await deliver(payload, sign(payload, secret));
+        assert.equal(res.statusCode, 200, res.body);
+        assert.deepEqual(res.json(), {
+          received: true,
+          eventId: (JSON.parse(payload) as { id: string }).id,
+          workflowId: checkoutWorkflowId(orderId),
+          signaled: true,
+        });
+      }
+      assert.equal(await signalCount(f, orderId), before + 2);
+    });
+
+    it('rejects forged, stale, missing and re-serialized signatures with 400 and signals nothing', async function () {
+      const { orderId, paymentIntentId } = await waitingCheckout(title(this));
+      const before = await signalCount(f, orderId);
+      const payload = eventFor(orderId, paymentIntentId);
+      const tenMinutesAgo = Math.floor(Date.now() / 1000) - 600;
+      const reserialized = JSON.stringify(JSON.parse(payload), null, 2);
+      const attempts: [string, string, string | undefined][] = [
+        ['forged', payload, sign(payload, 'whsec_notOurSecretAtAll')],
+        ['stale', payload, sign(payload, NEW_SECRET, tenMinutesAgo)],
+        ['missing', payload, undefined],
+        ['garbage', payload, 'not-a-signature'],
+        ['body changed after signing', reserialized, sign(payload, NEW_SECRET)],
+      ];
+      for (const [what, body, signature] of attempts) {
+        const res = await deliver(body, signature);
+        assert.equal(res.statusCode, 400, `${what}: ${res.body}`);
+        assert.equal(res.json<ErrorJson>().error.code, 'invalid_signature', what);
+      }
+      assert.equal(await signalCount(f, orderId), before);
+    });
+
+    it('acknowledges a verified event that names no checkout without signaling anything', async () => {
+      const payload = JSON.stringify({
+        id: 'evt_unrelated1',
+        object: 'event',
+        type: 'customer.created',
+        data: { object: { id: 'cus_x', object: 'customer', metadata: {} } },
+      });
+      const res = await deliver(payload, sign(payload, NEW_SECRET));
+      assert.equal(res.statusCode, 200);
+      assert.deepEqual(res.json(), { received: true, eventId: 'evt_unrelated1', signaled: false });
+    });
+  });
+
+  describe('GET /openapi.json', () => {
+    it('serves an OpenAPI 3 document', async () => {
+      const res = await app.inject({ method: 'GET', url: '/openapi.json' });
+      assert.equal(res.statusCode, 200);
+      assert.match(res.json<{ openapi: string }>().openapi, /^3\./);
+    });
+  });
+});
