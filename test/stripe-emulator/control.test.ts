@@ -169,6 +169,24 @@ describe('Stripe emulator command line', function () {
     assert.equal(await exited, 0);
   });
 
+  it('exits 1 naming the problem when the port is taken', async () => {
+    const occupant = await startStripeEmulator({ quiet: true });
+    try {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/stripe-emulator/main.ts', '--port', String(occupant.port)],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let err = '';
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      assert.equal(code, 1);
+      assert.match(err, /EADDRINUSE/);
+    } finally {
+      await occupant.stop();
+    }
+  });
+
   it('exits 1 with the usage on a bad argument', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/stripe-emulator/main.ts', '--port', 'x'], {
       cwd: ROOT,
