@@ -445,7 +445,12 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   } catch (err) {
     const orderId =
       'orderId' in command ? command.orderId : command.name === 'start' ? command.input.orderId : undefined;
-    const message = failureMessage(err, orderId);
+    let message = failureMessage(err, orderId);
+    if (err instanceof WorkflowNotFoundError && orderId !== undefined && command.name !== 'status') {
+      // Updates cannot reach a closed workflow; say that it ended rather than "no checkout".
+      const ended = await getCheckoutStatus(client, orderId).catch(() => undefined);
+      if (ended) message = `Refused by the checkout: it already ended (${ended.state})`;
+    }
     if (message === undefined) throw err;
     io.err(message);
     return EXIT.failed;

@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { EXIT, parseCommand, runCli, UsageError, type CliIo } from '../../src/cli/main';
+import { loadConfig, type AppConfig } from '../../src/config';
+import { MONEY_TAKEN_STATES, type CheckoutStatus } from '../../src/workflows/definitions';
+import {
+  checkoutExists,
+  orderInput,
+  startIntakeFixture,
+  successfulCharges,
+  waitForStatus,
+  type IntakeFixture,
+} from '../http/fixture';
+
+interface Captured {
+  readonly io: CliIo;
+  readonly out: string[];
+  readonly err: string[];
+}
+
+function capture(): Captured {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (t) => out.push(t), err: (t) => err.push(t) }, out, err };
+}
+
+describe('operator CLI', function () {
+  this.timeout(90_000);
+  let f: IntakeFixture;
+  let config: AppConfig;
+
+  before(async function () {
+    this.timeout(180_000);
+    f = await startIntakeFixture('operator cli');
+    config = loadConfig({ TEMPORAL_TASK_QUEUE: f.taskQueue });
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  const cli = async (argv: string[]): Promise<Captured & { code: number }> => {
+    const c = capture();
+    const code = await runCli(argv, { io: c.io, client: f.client, config: () => config });
+    return { ...c, code };
+  };
+  const startArgs = (orderId: string, paymentMethod: string, customerId: string): string[] => [
+    'start',
+    '--order-id',
+    orderId,
+    '--amount',
+    '4200',
+    '--currency',
+    'usd',
+    '--customer',
+    customerId,
+    '--payment-method',
+    paymentMethod,
+    '--sku',
+    'pro-plan',
+  ];
+
+  describe('bad input', () => {
+    const cases: [string, string[], RegExp[]][] = [
+      ['an unknown command', ['refund-everything'], [/unknown command "refund-everything"/]],
+      ['an unknown flag', ['status', 'o-1', '--colour', 'red'], [/--colour/]],
+      [
+        'a flag of another command',
+        ['status', 'o-1', '--amount', '5'],
+        [/--amount: not an option of "status"/],
+      ],
+      ['a missing order id', ['cancel', '--actor', 'me', '--reason', 'why'], [/ORDER_ID: missing/]],
+      [
+        'a non-numeric amount and a bad currency together',
+        [
+          'start',
+          '--order-id',
+          'o-2',
+          '--amount',
+          '12x',
+          '--currency',
+          'USD',
+          '--customer',
+          'cus_A1',
+          '--payment-method',
+          'pm_card_visa',
+          '--sku',
+          'pro',
+        ],
+        [/--amount: must be a whole number/, /--currency:/],
+      ],
+      [
+        'every missing start flag',
+        ['start'],
+        [/--order-id/, /--amount/, /--currency/, /--customer/, /--payment-method/, /--sku/],
+      ],
+      [
+        'a missing actor and reason',
+        ['retry-payment', 'o-3', '--payment-method', 'pm_card_visa'],
+        [/--actor/, /--reason/],
+      ],
+      [
+        'a bad payment method',
+        ['retry-payment', 'o-3', '--payment-method', 'card_1', '--actor', 'a', '--reason', 'r'],
+        [/--payment-method/],
+      ],
+      [
+        'a bad resolve outcome',
+        ['resolve', 'o-4', '--outcome', 'maybe', '--actor', 'a', '--reason', 'r'],
+        [/--outcome/],
+      ],
+      [
+        'a bad list state and limit',
+        ['list', '--state', 'happy', '--limit', '0'],
+        [/--state: must be one of/, /--limit/],
+      ],
+    ];
+    for (const [what, argv, patterns] of cases) {
+      it(`exits 2 naming the problem for ${what}`, async () => {
+        const r = await cli(argv);
+        assert.equal(r.code, EXIT.usage);
+        const text = r.err.join('\n');
+        for (const p of patterns) assert.match(text, p);
+        assert.match(text, /Usage: npm run checkout/);
+        assert.deepEqual(r.out, []);
+      });
+    }
+
+    it('starts nothing when start has a bad argument', async function () {
+      const orderId = `cli-bad-${Date.now().toString(36)}`;
+      const r = await cli([...startArgs(orderId, 'pm_card_visa', f.customerId), '--quantity', '-3']);
+      assert.equal(r.code, EXIT.usage);
+      assert.match(r.err.join('\n'), /--quantity/);
+      assert.equal(await checkoutExists(f, orderId), false);
+    });
+
+    it('prints the usage with help and exits 0', async () => {
+      const r = await cli(['help']);
+      assert.equal(r.code, EXIT.ok);
+      assert.match(r.out.join('\n'), /retry-payment ORDER_ID/);
+    });
+
+    it('parses a full start line into the shared checkout input', () => {
+      const command = parseCommand([
+        ...startArgs('o-5', 'pm_card_visa', 'cus_A1'),
+        '--quantity',
+        '3',
+        '--json',
+      ]);
+      assert.deepEqual(command, {
+        name: 'start',
+        json: true,
+        input: {
+          orderId: 'o-5',
+          amount: 4200,
+          currency: 'usd',
+          customerId: 'cus_A1',
+          paymentMethodId: 'pm_card_visa',
+          provision: { sku: 'pro-plan', quantity: 3 },
+          options: {},
+        },
+      });
+      assert.throws(() => parseCommand(['status']), UsageError);
+    });
+  });
+
+  describe('against Temporal', () => {
+    it('starts a checkout, prints its status table, and a repeat shows the same checkout with one charge', async function () {
+      const { orderId } = orderInput(f, this.test?.title ?? 'start');
+      const first = await cli(startArgs(orderId, 'pm_card_visa', f.customerId));
+      assert.equal(first.code, EXIT.ok, first.err.join('\n'));
+      assert.match(first.out.join('\n'), new RegExp(`order\\s+${orderId}`));
+      assert.match(first.out.join('\n'), /Audit trail:/);
+      await waitForStatus(f, orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      const again = await cli([...startArgs(orderId, 'pm_card_visa', f.customerId), '--json']);
+      assert.equal(again.code, EXIT.ok);
+      const status = JSON.parse(again.out.join('\n')) as CheckoutStatus;
+      assert.equal(status.orderId, orderId);
+      assert.equal(successfulCharges(f, orderId), 1);
+    });
+
+    it('shows status as a table or JSON, and exits 1 for an unknown order', async function () {
+      const { orderId } = orderInput(f, this.test?.title ?? 'status');
+      await cli(startArgs(orderId, 'pm_card_visa', f.customerId));
+      await waitForStatus(f, orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      const table = await cli(['status', orderId]);
+      assert.equal(table.code, EXIT.ok);
+      assert.match(table.out.join('\n'), /PaymentIntent\s+pi_/);
+      const json = await cli(['status', orderId, '--json']);
+      assert.equal((JSON.parse(json.out.join('\n')) as CheckoutStatus).orderId, orderId);
+      const unknown = await cli(['status', 'no-such-order-anywhere']);
+      assert.equal(unknown.code, EXIT.failed);
+      assert.match(unknown.err.join('\n'), /No checkout for order no-such-order-anywhere/);
+    });
+
+    it('lists checkouts, filtered by state', async function () {
+      const { orderId } = orderInput(f, this.test?.title ?? 'list');
+      await cli(startArgs(orderId, 'pm_card_visa', f.customerId));
+      await waitForStatus(f, orderId, (s) => s.state === 'completed');
+      const deadline = Date.now() + 20_000;
+      let listed: { orderId?: string; state?: string }[] = [];
+      while (Date.now() < deadline && !listed.some((e) => e.orderId === orderId)) {
+        const r = await cli(['list', '--state', 'completed', '--limit', '100', '--json']);
+        assert.equal(r.code, EXIT.ok, r.err.join('\n'));
+        listed = JSON.parse(r.out.join('\n')) as typeof listed;
+        if (!listed.some((e) => e.orderId === orderId)) await new Promise((res) => setTimeout(res, 300));
+      }
+      assert.ok(
+        listed.some((e) => e.orderId === orderId),
+        'the completed checkout is listed',
+      );
+      assert.ok(listed.every((e) => e.state === 'completed'));
+      const table = await cli(['list', '--state', 'completed']);
+      assert.match(table.out.join('\n'), /^order\s+state\s+PaymentIntent/);
+    });
+
+    it('retries a declined checkout with a new card, and refuses a second retry once paid (exit 1)', async function () {
+      const input = orderInput(f, this.test?.title ?? 'retry', 'pm_card_chargeDeclined');
+      const started = await cli(startArgs(input.orderId, 'pm_card_chargeDeclined', f.customerId));
+      assert.equal(started.code, EXIT.ok, started.err.join('\n'));
+      await waitForStatus(f, input.orderId, (s) => s.state === 'declined');
+      const retry = [
+        'retry-payment',
+        input.orderId,
+        '--payment-method',
+        'pm_card_visa',
+        '--actor',
+        'ops',
+        '--reason',
+        'new card',
+      ];
+      const ok = await cli(retry);
+      assert.equal(ok.code, EXIT.ok, ok.err.join('\n'));
+      assert.match(ok.out.join('\n'), /Retry accepted/);
+      await waitForStatus(f, input.orderId, (s) => MONEY_TAKEN_STATES.includes(s.state));
+      assert.equal(successfulCharges(f, input.orderId), 1);
+      const refused = await cli(retry);
+      assert.equal(refused.code, EXIT.failed);
+      assert.match(refused.err.join('\n'), /Refused by the checkout|already ended/);
+    });
+
+    it('cancels a checkout waiting for 3-D Secure and refuses resolve outside needs_attention', async function () {
+      const { orderId } = orderInput(f, this.test?.title ?? 'cancel');
+      await cli(startArgs(orderId, 'pm_card_threeDSecure2Required', f.customerId));
+      await waitForStatus(f, orderId, (s) => s.state === 'awaiting_customer_action');
+      const resolve = await cli([
+        'resolve',
+        orderId,
+        '--outcome',
+        'recheck',
+        '--actor',
+        'ops',
+        '--reason',
+        'look again',
+      ]);
+      assert.equal(resolve.code, EXIT.failed);
+      assert.match(resolve.err.join('\n'), /Refused by the checkout: nothing to resolve/);
+      const cancel = await cli([
+        'cancel',
+        orderId,
+        '--actor',
+        'customer:web',
+        '--reason',
+        'closed the window',
+        '--json',
+      ]);
+      assert.equal(cancel.code, EXIT.ok, cancel.err.join('\n'));
+      assert.equal((JSON.parse(cancel.out.join('\n')) as CheckoutStatus).state, 'canceled');
+      assert.equal(successfulCharges(f, orderId), 0);
+    });
+  });
+});
