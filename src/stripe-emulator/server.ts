@@ -239,9 +239,11 @@ export class EmulatorHttpServer {
 
     const account = headerValue(req, 'stripe-account') ?? '';
     let namespace: string | undefined;
+    let canonical = '';
     if (idempotencyKey !== undefined) {
       namespace = IdempotencyStore.namespace(account, idempotencyKey);
-      const lookup = this.state.idempotency.begin(namespace, method, path, canonicalParams(params));
+      canonical = canonicalParams(params);
+      const lookup = this.state.idempotency.begin(namespace, method, path, canonical);
       switch (lookup.kind) {
         case 'in_flight':
           return fail(
@@ -312,7 +314,7 @@ export class EmulatorHttpServer {
             originalRequestId: requestId,
             method,
             path,
-            canonicalParams: canonicalParams(params),
+            canonicalParams: canonical,
           });
         } else {
           this.state.idempotency.release(namespace);
