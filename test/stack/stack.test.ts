@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { waitForCheckoutResult } from '../../src/client';
+import { loadConfig } from '../../src/config';
+import { PortsInUseError, startStack, type Stack } from '../../src/stack/stack';
+import { freePort } from '../../src/temporal/dev-server';
+import { checkoutWorkflowId } from '../../src/workflows/definitions';
+import { runEntryPoint } from './run-entry-point';
+
+function listen(port = 0): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(port, '127.0.0.1', () => resolve(srv));
+  });
+}
+
+function portOf(srv: Server): number {
+  const address = srv.address();
+  assert.ok(address && typeof address === 'object');
+  return address.port;
+}
+
+describe('stack', function () {
+  this.timeout(120_000);
+
+  describe('started on free ports', () => {
+    let dataDir: string;
+    let stack: Stack;
+
+    before(async function () {
+      this.timeout(180_000);
+      dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-test-'));
+      stack = await startStack(loadConfig({ DATA_DIR: dataDir }), { ports: 'free' });
+    });
+    after(async () => {
+      await stack?.close();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it('runs every part on embedded defaults and reports where they are', () => {
+      assert.equal(stack.config.temporal.mode, 'embedded');
+      assert.equal(stack.stripe.mode, 'emulator');
+      assert.match(stack.stripe.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.match(stack.temporal.uiUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.match(stack.httpUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.match(stack.stripe.exampleCustomerId ?? '', /^cus_/);
+      assert.equal(stack.config.temporal.embedded.dbFile, path.join(dataDir, 'temporal.sqlite'));
+      assert.equal(stack.config.stripe.webhookSecrets.length, 1);
+    });
+
+    it('takes a checkout through the intake to paid and provisioned, charging once', async () => {
+      const orderId = `stack-${Date.now().toString(36)}`;
+      const res = await fetch(`${stack.httpUrl ?? ''}/v1/checkouts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          orderId,
+          amount: 1999,
+          currency: 'usd',
+          customerId: stack.stripe.exampleCustomerId,
+          paymentMethodId: 'pm_card_visa',
+          provision: { sku: 'pro-plan', quantity: 1 },
+        }),
+      });
+      assert.equal(res.status, 201, await res.text());
+      const result = await waitForCheckoutResult(stack.temporal.client, orderId);
+      assert.equal(result.outcome, 'completed');
+      const charges = stack.stripe.emulator?.control
+        .ledger()
+        .payment_intents.filter((pi) => pi.metadata.order_id === orderId)
+        .reduce((n, pi) => n + pi.successful_charges, 0);
+      assert.equal(charges, 1);
+      assert.equal(
+        stack.workflowUrl(checkoutWorkflowId(orderId)),
+        `${stack.temporal.uiUrl ?? ''}/namespaces/default/workflows/${checkoutWorkflowId(orderId)}`,
+      );
+    });
+
+    it('has the emulator deliver its signed webhooks to the intake, which accepts them', async () => {
+      const url = `${stack.stripe.endpoint}/_emulator/webhook_deliveries`;
+      const deadline = Date.now() + 20_000;
+      let statuses: string[] = [];
+      while (Date.now() < deadline) {
+        const body = (await (await fetch(url)).json()) as { data: { status: string }[] };
+        statuses = body.data.map((d) => d.status);
+        if (statuses.includes('succeeded')) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(statuses.includes('succeeded'), `deliveries: ${statuses.join(', ')}`);
+      assert.ok(!statuses.includes('failed'), `deliveries: ${statuses.join(', ')}`);
+    });
+
+    it('closes everything in reverse order, and a second close is harmless', async () => {
+      const httpUrl = stack.httpUrl ?? '';
+      await stack.close();
+      await stack.close();
+      await assert.rejects(fetch(`${httpUrl}/openapi.json`));
+      await assert.rejects(fetch(`${stack.stripe.endpoint}/v1/customers`));
+    });
+  });
+
+  it('refuses configured ports that are taken, naming each variable, and starts nothing', async () => {
+    const httpBlocker = await listen();
+    const temporalBlocker = await listen();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-ports-'));
+    try {
+      const config = loadConfig({
+        DATA_DIR: dataDir,
+        HTTP_PORT: String(portOf(httpBlocker)),
+        TEMPORAL_EMBEDDED_PORT: String(portOf(temporalBlocker)),
+        TEMPORAL_EMBEDDED_UI_PORT: String(await freePort()),
+        STRIPE_EMULATOR_PORT: String(await freePort()),
+      });
+      await assert.rejects(startStack(config), (err: unknown) => {
+        assert.ok(err instanceof PortsInUseError);
+        assert.deepEqual(err.ports.map((p) => p.variable).sort(), ['HTTP_PORT', 'TEMPORAL_EMBEDDED_PORT']);
+        assert.match(err.message, new RegExp(`${portOf(httpBlocker)} \\(HTTP_PORT\\)`));
+        return true;
+      });
+    } finally {
+      httpBlocker.close();
+      temporalBlocker.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  describe('npm start (src/stack/main.ts)', () => {
+    it('prints where everything is, stays up, and exits 0 after SIGTERM', async function () {
+      this.timeout(180_000);
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-main-'));
+      try {
+        const env = {
+          DATA_DIR: dataDir,
+          HTTP_PORT: String(await freePort()),
+          TEMPORAL_EMBEDDED_PORT: String(await freePort()),
+          TEMPORAL_EMBEDDED_UI_PORT: String(await freePort()),
+          STRIPE_EMULATOR_PORT: String(await freePort()),
+        };
+        let signaled = false;
+        const run = await runEntryPoint('src/stack/main.ts', env, 150_000, (stdout, kill) => {
+          if (!signaled && stdout.includes('Press Ctrl-C to stop.')) {
+            signaled = true;
+            kill('SIGTERM');
+          }
+        });
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(
+          run.stdout,
+          new RegExp(`Temporal UI: +http://127\\.0\\.0\\.1:${env.TEMPORAL_EMBEDDED_UI_PORT}`),
+        );
+        assert.match(
+          run.stdout,
+          new RegExp(`Stripe: +local emulator at http://127\\.0\\.0\\.1:${env.STRIPE_EMULATOR_PORT}`),
+        );
+        assert.match(run.stdout, new RegExp(`HTTP intake: +http://127\\.0\\.0\\.1:${env.HTTP_PORT}`));
+        assert.match(run.stdout, /curl -sS -X POST .*\/v1\/checkouts/);
+        assert.match(run.stdout, /npm run checkout -- start --order-id/);
+        assert.match(run.stdout, /Stopped\./);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it('exits 1 listing every configuration problem, starting nothing', async () => {
+      const run = await runEntryPoint(
+        'src/stack/main.ts',
+        { HTTP_PORT: 'eighty', STRIPE_TIMEOUT_MS: '5' },
+        60_000,
+      );
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /Invalid configuration/);
+      assert.match(run.stderr, /HTTP_PORT/);
+      assert.match(run.stderr, /STRIPE_TIMEOUT_MS/);
+      assert.doesNotMatch(run.stdout, /Starting the Temporal dev server/);
+    });
+
+    it('exits 1 naming the variable when a configured port is taken', async () => {
+      const blocker = await listen();
+      try {
+        const run = await runEntryPoint(
+          'src/stack/main.ts',
+          { DATA_DIR: path.join(os.tmpdir(), 'never-used'), HTTP_PORT: String(portOf(blocker)) },
+          60_000,
+        );
+        assert.equal(run.code, 1);
+        assert.match(run.stderr, new RegExp(`${portOf(blocker)} \\(HTTP_PORT\\)`));
+      } finally {
+        blocker.close();
+      }
+    });
+  });
+});
