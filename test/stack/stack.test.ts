@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config';
 import { PortsInUseError, startStack, type Stack } from '../../src/stack/stack';
 import { freePort } from '../../src/temporal/dev-server';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
+import { testTemporal, uniqueName } from '../support/temporal';
 import { runEntryPoint } from './run-entry-point';
 
 function listen(port = 0): Promise<Server> {
@@ -101,6 +102,44 @@ describe('stack', function () {
       await assert.rejects(fetch(`${httpUrl}/openapi.json`));
       await assert.rejects(fetch(`${stack.stripe.endpoint}/v1/customers`));
     });
+  });
+
+  it('connects to an external Temporal through envconfig instead of starting one', async function () {
+    this.timeout(180_000);
+    const server = await testTemporal();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-external-'));
+    const stack = await startStack(
+      loadConfig({
+        DATA_DIR: dataDir,
+        TEMPORAL_ADDRESS: server.address,
+        TEMPORAL_TASK_QUEUE: uniqueName('stack external temporal'),
+      }),
+      { ports: 'free' },
+    );
+    try {
+      assert.equal(stack.config.temporal.mode, 'external');
+      assert.equal(stack.temporal.address, server.address);
+      assert.equal(stack.temporal.uiUrl, undefined);
+      assert.equal(stack.workflowUrl('checkout-x'), undefined);
+      const orderId = `stack-ext-${Date.now().toString(36)}`;
+      const res = await fetch(`${stack.httpUrl ?? ''}/v1/checkouts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          orderId,
+          amount: 500,
+          currency: 'eur',
+          customerId: stack.stripe.exampleCustomerId,
+          paymentMethodId: 'pm_card_visa',
+          provision: { sku: 'pro-plan', quantity: 2 },
+        }),
+      });
+      assert.equal(res.status, 201, await res.text());
+      assert.equal((await waitForCheckoutResult(stack.temporal.client, orderId)).outcome, 'completed');
+    } finally {
+      await stack.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses configured ports that are taken, naming each variable, and starts nothing', async () => {
