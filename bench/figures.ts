@@ -1,0 +1,197 @@
+/**
+ * The benchmark's figures and how they are printed: latency percentiles, the per-run record, the
+ * checkout-to-floor ratios with the issue's targets, and the terminal tables. Pure functions, so the
+ * test can check them on made-up numbers.
+ */
+import type { RequestStats } from '../src/stripe-emulator';
+
+export const MODES = ['floor', 'checkout', 'direct'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** The targets issue 6 sets for the checkout against the floor. */
+export const TARGETS = { minThroughputRatio: 0.9, maxP99Ratio: 1.2 } as const;
+
+const MiB = 1024 * 1024;
+
+export interface LatencySummary {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly mean: number;
+}
+
+export interface MemoryFigures {
+  /** Where it was measured: the worker processes (children of the benchmark), summed. */
+  readonly measured: 'worker child processes';
+  readonly processes: number;
+  readonly peakRssMiB: number;
+  readonly peakHeapUsedMiB: number;
+}
+
+export interface RunFigures {
+  readonly mode: Mode;
+  readonly concurrency: number;
+  readonly workerProcesses: number;
+  readonly requested: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly firstFailure: string | undefined;
+  readonly elapsedMs: number;
+  readonly checkoutsPerSecond: number;
+  readonly latencyMs: LatencySummary;
+  readonly stripeRequests: number;
+  readonly stripeRequestsPerCheckout: number;
+  readonly stripeRequestsByRoute: Readonly<Record<string, number>>;
+  /** Undefined for `direct`, which has no worker. */
+  readonly workerMemory: MemoryFigures | undefined;
+  readonly serverPeakRssMiB: number | undefined;
+  /** Orders whose PaymentIntents show exactly one successful charge (checkout and direct only). */
+  readonly chargedExactlyOnce: number | undefined;
+}
+
+export interface Ratio {
+  readonly concurrency: number;
+  /** checkout checkouts/s ÷ floor checkouts/s: the target is ≥ 0.9. */
+  readonly throughput: number;
+  /** checkout p99 ÷ floor p99: the target is ≤ 1.2. */
+  readonly p99: number;
+  readonly p50: number;
+  readonly meetsThroughput: boolean;
+  readonly meetsP99: boolean;
+  /** direct ÷ checkout throughput: what durability costs in checkouts per second. */
+  readonly directToCheckoutThroughput: number | undefined;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+export function summarize(latencies: readonly number[]): LatencySummary {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const sum = sorted.reduce((s, v) => s + v, 0);
+  return {
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: percentile(sorted, 100),
+    mean: sorted.length === 0 ? Number.NaN : sum / sorted.length,
+  };
+}
+
+export function requestsPerCheckout(stats: RequestStats, completed: number): number {
+  return completed === 0 ? Number.NaN : stats.total / completed;
+}
+
+export function toMiB(bytes: number): number {
+  return Math.round((bytes / MiB) * 10) / 10;
+}
+
+export function ratios(runs: readonly RunFigures[]): Ratio[] {
+  const levels = [...new Set(runs.map((r) => r.concurrency))].sort((a, b) => a - b);
+  const out: Ratio[] = [];
+  for (const concurrency of levels) {
+    const at = (mode: Mode): RunFigures | undefined =>
+      runs.find((r) => r.mode === mode && r.concurrency === concurrency && r.workerProcesses <= 1);
+    const floor = at('floor');
+    const checkout = at('checkout');
+    const direct = at('direct');
+    if (!floor || !checkout) continue;
+    const throughput = checkout.checkoutsPerSecond / floor.checkoutsPerSecond;
+    const p99 = checkout.latencyMs.p99 / floor.latencyMs.p99;
+    out.push({
+      concurrency,
+      throughput,
+      p99,
+      p50: checkout.latencyMs.p50 / floor.latencyMs.p50,
+      meetsThroughput: throughput >= TARGETS.minThroughputRatio,
+      meetsP99: p99 <= TARGETS.maxP99Ratio,
+      directToCheckoutThroughput: direct
+        ? direct.checkoutsPerSecond / checkout.checkoutsPerSecond
+        : undefined,
+    });
+  }
+  return out;
+}
+
+function fixed(v: number | undefined, digits: number): string {
+  return v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits);
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function runRow(r: RunFigures): string[] {
+  return [
+    r.mode,
+    `${r.concurrency}${r.workerProcesses > 1 ? ` (${r.workerProcesses} workers)` : ''}`,
+    `${r.completed}${r.failed > 0 ? ` (${r.failed} failed)` : ''}`,
+    fixed(r.checkoutsPerSecond, 1),
+    fixed(r.latencyMs.p50, 0),
+    fixed(r.latencyMs.p95, 0),
+    fixed(r.latencyMs.p99, 0),
+    fixed(r.stripeRequestsPerCheckout, 2),
+    fixed(r.workerMemory?.peakRssMiB, 0),
+    fixed(r.workerMemory?.peakHeapUsedMiB, 0),
+    fixed(r.serverPeakRssMiB, 0),
+  ];
+}
+
+export const RUN_HEADER = [
+  'mode',
+  'concurrency',
+  'checkouts',
+  'checkouts/s',
+  'p50 ms',
+  'p95 ms',
+  'p99 ms',
+  'Stripe req/checkout',
+  'worker RSS MiB',
+  'worker heap MiB',
+  'server RSS MiB',
+] as const;
+
+/** One row padded to the header's widths, for printing rows as their runs finish. */
+export function liveRow(r: RunFigures): string {
+  return runRow(r)
+    .map((c, i) => {
+      const w = Math.max(RUN_HEADER[i]?.length ?? 0, 8);
+      return i < 2 ? c.padEnd(w) : c.padStart(w);
+    })
+    .join('  ');
+}
+
+export function liveHeader(): string {
+  return RUN_HEADER.map((h) => (h.length < 8 ? h.padEnd(8) : h)).join('  ');
+}
+
+export function runsTable(runs: readonly RunFigures[]): string {
+  return table(RUN_HEADER, runs.map(runRow));
+}
+
+export function ratiosTable(rs: readonly Ratio[]): string {
+  return table(
+    [
+      'concurrency',
+      'target',
+      'throughput ckout/floor',
+      'p99 ckout/floor',
+      'p50 ckout/floor',
+      'direct/ckout throughput',
+    ],
+    rs.map((r) => [
+      String(r.concurrency),
+      `${r.meetsThroughput ? 'met' : 'MISSED'} / ${r.meetsP99 ? 'met' : 'MISSED'}`,
+      `${fixed(r.throughput, 2)} (>= ${TARGETS.minThroughputRatio})`,
+      `${fixed(r.p99, 2)} (<= ${TARGETS.maxP99Ratio})`,
+      fixed(r.p50, 2),
+      fixed(r.directToCheckoutThroughput, 2),
+    ]),
+  );
+}

@@ -1,0 +1,24 @@
+/**
+ * The floor's activities: the same three calls the checkout's card happy path makes (create the
+ * PaymentIntent, confirm it, provision), each returning at once without any I/O. The workflow that
+ * calls them (`floor-workflows.ts`) is bundled on its own, so the product's bundle never carries
+ * benchmark code.
+ */
+/** The floor workflow's type: the name of the function `floor-workflows.ts` exports. */
+export const FLOOR_WORKFLOW_TYPE = 'checkoutFloor';
+
+export interface FloorStep {
+  readonly step: 'create' | 'confirm' | 'provision';
+  readonly orderId: string;
+}
+
+export function createFloorActivities() {
+  const done = (input: FloorStep): Promise<FloorStep> => Promise.resolve(input);
+  return {
+    floorCreatePaymentIntent: done,
+    floorConfirmPaymentIntent: done,
+    floorProvision: done,
+  };
+}
+
+export type FloorActivities = ReturnType<typeof createFloorActivities>;

@@ -1,0 +1,305 @@
+/**
+ * One measured run: `count` checkouts of one mode, `concurrency` at a time in a closed loop (each
+ * slot starts its next checkout as soon as its last one completed), timed from the start call to
+ * the completed result. Around the run it reads the Stripe server's request counts, the worker
+ * processes' peak memory and the dev server's RSS, and afterwards checks in the Stripe ledger that
+ * every order was charged exactly once.
+ *
+ * The three modes make the same Stripe requests and provisioning writes where they make any:
+ *   floor     the floor workflow (floor-workflows.ts): three no-op activities;
+ *   checkout  the product: `startCheckout` (src/client.ts), the checkout workflow and its activities;
+ *   direct    the same activity functions called from a plain async loop: no Temporal, no durability.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Client } from '@temporalio/client';
+import { createActivities } from '../src/activities';
+import { startCheckout } from '../src/client';
+import { SqliteProvisioner } from '../src/provisioning';
+import {
+  checkoutWorkflowId,
+  paymentIdempotencyKey,
+  type CheckoutInput,
+  type CreatePaymentIntentParams,
+} from '../src/workflows/definitions';
+import type { checkoutFloor } from './floor-workflows';
+import { FLOOR_WORKFLOW_TYPE } from './floor-activities';
+import { statsDelta } from './emulator-thread';
+import type { BenchEnvironment } from './environment';
+import {
+  requestsPerCheckout,
+  summarize,
+  toMiB,
+  type MemoryFigures,
+  type Mode,
+  type RunFigures,
+} from './figures';
+import type { BenchWorker } from './worker-host';
+
+export const AMOUNT = 4_200;
+export const CURRENCY = 'usd';
+export const SKU = 'course-101';
+
+export interface RunSpec {
+  readonly mode: Mode;
+  readonly concurrency: number;
+  readonly count: number;
+  /** Prefix that makes this run's order ids unique. */
+  readonly label: string;
+  /** Task queue the workers of this mode poll (unused by `direct`). */
+  readonly taskQueue: string;
+  /** Workers serving this mode, for memory; empty for `direct`. */
+  readonly workers: readonly BenchWorker[];
+}
+
+export interface Progress {
+  (done: number, failed: number, total: number, elapsedMs: number): void;
+}
+
+export interface Checkouts {
+  /** Runs one checkout to completion; rejects if it did not complete. */
+  one(orderId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function checkoutInput(
+  env: BenchEnvironment,
+  orderId: string,
+  paymentMethodId: string,
+): CheckoutInput {
+  return {
+    orderId,
+    amount: AMOUNT,
+    currency: CURRENCY,
+    customerId: env.customerId,
+    paymentMethodId,
+    provision: { sku: SKU, quantity: 1 },
+  };
+}
+
+function floorCheckouts(client: Client, taskQueue: string): Checkouts {
+  return {
+    async one(orderId) {
+      const handle = await client.workflow.start<typeof checkoutFloor>(FLOOR_WORKFLOW_TYPE, {
+        workflowId: `floor-${orderId}`,
+        taskQueue,
+        args: [orderId],
+      });
+      const result = await handle.result();
+      if (result.outcome !== 'completed') throw new Error(`floor ${orderId} ended ${String(result.outcome)}`);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+function productCheckouts(env: BenchEnvironment, taskQueue: string): Checkouts {
+  return {
+    async one(orderId) {
+      const { handle } = await startCheckout(env.client, checkoutInput(env, orderId, 'pm_card_visa'), {
+        taskQueue,
+      });
+      const result = await handle.result();
+      if (result.outcome !== 'completed') throw new Error(`checkout ${orderId} ended ${result.outcome}`);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * The direct integration: the checkout's own activity functions (same Stripe SDK calls, keys and
+ * parameters, same SQLite provisioning) in a plain loop. What it lacks is what Temporal adds: a
+ * crash between confirm and provision is not resumed, a failed call is not retried, no history.
+ */
+function directCheckouts(env: BenchEnvironment, label: string): Checkouts {
+  const provisioner = new SqliteProvisioner(`${env.dir}/direct-${label}.sqlite`);
+  const activities = createActivities({ stripe: env.stripe, provisioner });
+  return {
+    async one(orderId) {
+      const workflowId = checkoutWorkflowId(orderId);
+      const params: CreatePaymentIntentParams = {
+        amount: AMOUNT,
+        currency: CURRENCY,
+        customer: env.customerId,
+        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        description: `Order ${orderId}`,
+        metadata: { order_id: orderId, checkout_workflow_id: workflowId, generation: '1' },
+      };
+      const created = await activities.createPaymentIntent({
+        idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'create'),
+        params,
+      });
+      const confirmed = await activities.confirmPaymentIntent({
+        idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'confirm'),
+        paymentIntentId: created.id,
+        params: { payment_method: 'pm_card_visa' },
+      });
+      if (confirmed.outcome !== 'payment_intent' || confirmed.paymentIntent.status !== 'succeeded') {
+        throw new Error(`direct ${orderId}: confirm answered ${confirmed.outcome}`);
+      }
+      await activities.provision({
+        workflowId,
+        orderId,
+        paymentIntentId: created.id,
+        item: { sku: SKU, quantity: 1 },
+      });
+    },
+    close: () => provisioner.close(),
+  };
+}
+
+/** A checkout not completed by then counts as failed, so a stuck run cannot hang the benchmark. */
+export const CHECKOUT_TIMEOUT_MS = 120_000;
+
+function withTimeout(p: Promise<void>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not complete within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface LoopResult {
+  readonly latenciesMs: number[];
+  readonly failed: number;
+  readonly firstFailure: string | undefined;
+  readonly elapsedMs: number;
+  readonly orderIds: string[];
+}
+
+/** `count` calls of `one`, `concurrency` at a time, each slot starting the next as its last ends. */
+export async function closedLoop(
+  count: number,
+  concurrency: number,
+  orderIdOf: (i: number) => string,
+  one: (orderId: string) => Promise<void>,
+  progress: Progress,
+): Promise<LoopResult> {
+  const latenciesMs: number[] = [];
+  const orderIds: string[] = [];
+  let next = 0;
+  let failed = 0;
+  let firstFailure: string | undefined;
+  const started = performance.now();
+  const ticker = setInterval(
+    () => progress(latenciesMs.length, failed, count, performance.now() - started),
+    500,
+  );
+  const slot = async (): Promise<void> => {
+    while (next < count) {
+      const orderId = orderIdOf(next++);
+      orderIds.push(orderId);
+      const t0 = performance.now();
+      try {
+        await withTimeout(one(orderId), CHECKOUT_TIMEOUT_MS, orderId);
+        latenciesMs.push(performance.now() - t0);
+      } catch (err) {
+        failed++;
+        firstFailure ??= err instanceof Error ? err.message : String(err);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, slot));
+  } finally {
+    clearInterval(ticker);
+  }
+  const elapsedMs = performance.now() - started;
+  progress(latenciesMs.length, failed, count, elapsedMs);
+  return { latenciesMs, failed, firstFailure, elapsedMs, orderIds };
+}
+
+/** Orders among `orderIds` whose PaymentIntents together show exactly one successful charge. */
+export async function chargedExactlyOnce(
+  env: BenchEnvironment,
+  orderIds: readonly string[],
+): Promise<number> {
+  const wanted = new Set(orderIds);
+  const charges = new Map<string, number>();
+  for (const pi of (await env.emulator.ledger()).payment_intents) {
+    const order = pi.metadata.order_id;
+    if (order === undefined || !wanted.has(order)) continue;
+    charges.set(order, (charges.get(order) ?? 0) + pi.successful_charges);
+  }
+  let exact = 0;
+  for (const order of wanted) if (charges.get(order) === 1) exact++;
+  return exact;
+}
+
+export async function workerMemory(
+  workers: readonly BenchWorker[],
+  opts: { reset: boolean },
+): Promise<MemoryFigures | undefined> {
+  if (workers.length === 0) return undefined;
+  const samples = await Promise.all(workers.map((w) => w.memory({ reset: opts.reset })));
+  return {
+    measured: 'worker child processes',
+    processes: workers.length,
+    peakRssMiB: toMiB(samples.reduce((s, m) => s + m.peakRssBytes, 0)),
+    peakHeapUsedMiB: toMiB(samples.reduce((s, m) => s + m.peakHeapUsedBytes, 0)),
+  };
+}
+
+/** Samples the dev server's RSS every 100 ms while `fn` runs; returns the peak. */
+export async function withServerPeak<T>(
+  env: BenchEnvironment,
+  fn: () => Promise<T>,
+): Promise<{ value: T; peakRssBytes: number | undefined }> {
+  let peak: number | undefined;
+  const sample = (): void => {
+    const rss = env.serverRssBytes();
+    if (rss !== undefined) peak = Math.max(peak ?? 0, rss);
+  };
+  sample();
+  const timer = setInterval(sample, 100);
+  try {
+    const value = await fn();
+    sample();
+    return { value, peakRssBytes: peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Progress): Promise<RunFigures> {
+  const checkouts =
+    spec.mode === 'floor'
+      ? floorCheckouts(env.client, spec.taskQueue)
+      : spec.mode === 'checkout'
+        ? productCheckouts(env, spec.taskQueue)
+        : directCheckouts(env, spec.label);
+  try {
+    await workerMemory(spec.workers, { reset: true });
+    const before = await env.emulator.stats();
+    const { value: loop, peakRssBytes } = await withServerPeak(env, () =>
+      closedLoop(
+        spec.count,
+        spec.concurrency,
+        (i) => `${spec.label}-${i}`,
+        (id) => checkouts.one(id),
+        progress,
+      ),
+    );
+    const stripe = statsDelta(before, await env.emulator.stats());
+    const memory = await workerMemory(spec.workers, { reset: true });
+    const completed = loop.latenciesMs.length;
+    return {
+      mode: spec.mode,
+      concurrency: spec.concurrency,
+      workerProcesses: spec.workers.length,
+      requested: spec.count,
+      completed,
+      failed: loop.failed,
+      firstFailure: loop.firstFailure,
+      elapsedMs: Math.round(loop.elapsedMs),
+      checkoutsPerSecond: (completed / loop.elapsedMs) * 1000,
+      latencyMs: summarize(loop.latenciesMs),
+      stripeRequests: stripe.total,
+      stripeRequestsPerCheckout: requestsPerCheckout(stripe, completed),
+      stripeRequestsByRoute: stripe.by_route,
+      workerMemory: memory,
+      serverPeakRssMiB: peakRssBytes === undefined ? undefined : toMiB(peakRssBytes),
+      chargedExactlyOnce: spec.mode === 'floor' ? undefined : await chargedExactlyOnce(env, loop.orderIds),
+    };
+  } finally {
+    await checkouts.close();
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * A benchmark worker process, forked by `worker-host.ts` with its spec as the only argument.
+ *
+ * `checkout` runs the product's worker exactly as `src/worker.ts` builds it (`createCheckoutWorker`
+ * with the real activities, the Stripe SDK pointed at the local Stripe server, and SQLite
+ * provisioning); the only things the benchmark chooses are the worker options that function takes.
+ * `floor` runs `floor-workflows.ts` with no-op activities and the same worker options.
+ *
+ * It samples its own memory every 50 ms and answers the parent's requests over IPC. It ends on the
+ * parent's `stop` (graceful shutdown) or when the parent goes away (the IPC channel closes).
+ */
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { SqliteProvisioner } from '../src/provisioning';
+import { createStripeClient } from '../src/stripe/client';
+import { createCheckoutWorker } from '../src/worker';
+import { createFloorActivities } from './floor-activities';
+import type { BenchWorkerSpec, FromWorker, ToWorker } from './worker-host';
+
+const SAMPLE_INTERVAL_MS = 50;
+const STRIPE_TIMEOUT_MS = 10_000;
+const SHUTDOWN_GRACE_MS = 10_000;
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+async function createWorker(
+  spec: BenchWorkerSpec,
+  connection: NativeConnection,
+): Promise<{
+  worker: Worker;
+  close: () => Promise<void>;
+}> {
+  if (spec.kind === 'checkout') {
+    const url = new URL(spec.stripeUrl);
+    const provisioner = new SqliteProvisioner(spec.provisioningPath);
+    const worker = await createCheckoutWorker({
+      connection,
+      namespace: spec.namespace,
+      taskQueue: spec.taskQueue,
+      stripe: createStripeClient({
+        secretKey: spec.stripeSecretKey,
+        timeoutMs: STRIPE_TIMEOUT_MS,
+        apiBase: { host: url.hostname, port: Number(url.port), protocol: 'http' },
+      }),
+      provisioner,
+      identity: spec.identity,
+      shutdownGraceTimeMs: SHUTDOWN_GRACE_MS,
+      ...spec.tuning,
+    });
+    return { worker, close: () => provisioner.close() };
+  }
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./floor-workflows'),
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+  });
+  const worker = await Worker.create({
+    connection,
+    namespace: spec.namespace,
+    taskQueue: spec.taskQueue,
+    workflowBundle: { code: bundle.code },
+    activities: createFloorActivities(),
+    identity: spec.identity,
+    shutdownGraceTime: SHUTDOWN_GRACE_MS,
+    ...spec.tuning,
+  });
+  return { worker, close: () => Promise.resolve() };
+}
+
+async function main(): Promise<void> {
+  const raw = process.argv[2];
+  if (raw === undefined) throw new Error('worker-process: missing the worker spec argument');
+  const spec = JSON.parse(raw) as BenchWorkerSpec;
+  // Warnings and errors only: state changes at INFO would bury the benchmark's table.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+
+  let peakRss = 0;
+  let peakHeap = 0;
+  const sample = (): NodeJS.MemoryUsage => {
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapUsed);
+    return m;
+  };
+  const sampler = setInterval(sample, SAMPLE_INTERVAL_MS);
+
+  const connection = await NativeConnection.connect({ address: spec.address });
+  try {
+    const { worker, close } = await createWorker(spec, connection);
+    try {
+      process.on('message', (message: ToWorker) => {
+        if (message.type === 'stop') {
+          if (worker.getState() === 'RUNNING') worker.shutdown();
+          return;
+        }
+        if (message.gc) global.gc?.();
+        const m = sample();
+        send({
+          type: 'memory',
+          rssBytes: m.rss,
+          heapUsedBytes: m.heapUsed,
+          peakRssBytes: peakRss,
+          peakHeapUsedBytes: peakHeap,
+        });
+        if (message.reset) {
+          peakRss = m.rss;
+          peakHeap = m.heapUsed;
+        }
+      });
+      process.once('disconnect', () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+      });
+      const running = worker.run();
+      send({ type: 'ready', maxCachedWorkflows: worker.options.maxCachedWorkflows });
+      await running;
+    } finally {
+      await close();
+    }
+  } finally {
+    clearInterval(sampler);
+    await connection.close();
+  }
+}
+
+main().then(
+  () => {
+    send({ type: 'stopped' });
+    process.exit(0);
+  },
+  (err: unknown) => {
+    send({ type: 'failed', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    console.error('benchmark worker failed:', err);
+    process.exit(1);
+  },
+);
