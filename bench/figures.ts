@@ -188,8 +188,8 @@ export function ratiosTable(rs: readonly Ratio[]): string {
     rs.map((r) => [
       String(r.concurrency),
       `${r.meetsThroughput ? 'met' : 'MISSED'} / ${r.meetsP99 ? 'met' : 'MISSED'}`,
-      `${fixed(r.throughput, 2)} (>= ${TARGETS.minThroughputRatio})`,
-      `${fixed(r.p99, 2)} (<= ${TARGETS.maxP99Ratio})`,
+      `${fixed(r.throughput, 3)} (>= ${TARGETS.minThroughputRatio})`,
+      `${fixed(r.p99, 3)} (<= ${TARGETS.maxP99Ratio})`,
       fixed(r.p50, 2),
       fixed(r.directToCheckoutThroughput, 2),
     ]),

@@ -88,6 +88,7 @@ export interface ScaleContext {
 const WAIT_TIMEOUT_MS = 30 * 60 * 1000;
 const START_CONCURRENCY = 50;
 const AUTHENTICATE_CONCURRENCY = 20;
+const WARMUP_CHECKOUTS = 50;
 
 async function countWorkflows(env: BenchEnvironment, query: string): Promise<number> {
   return (await env.client.workflow.count(query)).count;
@@ -176,6 +177,21 @@ async function waitingScale(
     await env.emulator.addWebhookEndpoint(`${intake.url}${STRIPE_WEBHOOK_PATH}`, secret, [
       'payment_intent.succeeded',
     ]);
+    // A fresh worker grows on its first workflows (the bundle's context, JIT, buffers); warm it so
+    // the baseline holds only what the waiting checkouts add.
+    await runMode(
+      env,
+      {
+        mode: 'checkout',
+        concurrency: 10,
+        count: WARMUP_CHECKOUTS,
+        label: `${env.runId}-waiting-warmup`,
+        taskQueue: queue,
+        workers: [worker],
+      },
+      ctx.progress('warming the waiting worker'),
+    );
+    ctx.clearProgress();
     const baseline = await worker.memory({ gc: true, reset: true });
     const baselineServer = env.serverRssBytes();
     const statsAtStart = await env.emulator.stats();

@@ -1,0 +1,141 @@
+/**
+ * The checkout benchmark's core at a tiny size: five checkouts per mode at concurrency 1 and 2, on a
+ * real dev server, Stripe emulator and worker processes. It checks that every figure is there and
+ * well formed, never how fast anything was: the machine running the tests decides that.
+ */
+import assert from 'node:assert/strict';
+import { allGood, parseOptions, runBenchmark, type BenchReport } from '../../bench/checkout';
+import { MODES, percentile, ratios, summarize } from '../../bench/figures';
+
+function finitePositive(v: number | undefined, what: string): void {
+  assert.ok(
+    v !== undefined && Number.isFinite(v) && v > 0,
+    `${what} should be a positive number, got ${String(v)}`,
+  );
+}
+
+describe('checkout benchmark', function () {
+  this.timeout(300_000);
+  let report: BenchReport;
+
+  before(async function () {
+    const { options } = parseOptions([
+      '--quick',
+      '--checkouts',
+      '5',
+      '--concurrency',
+      '1,2',
+      '--warmup',
+      '2',
+    ]);
+    report = await runBenchmark(options, () => {});
+  });
+
+  it('runs every mode at every level and completes every checkout', function () {
+    assert.equal(report.runs.length, 2 * MODES.length);
+    for (const run of report.runs) {
+      assert.equal(run.requested, 5);
+      assert.equal(run.completed, 5, `${run.mode} at ${run.concurrency}: ${run.firstFailure ?? ''}`);
+      assert.equal(run.failed, 0);
+    }
+    assert.ok(allGood(report));
+  });
+
+  it('reports throughput and ordered latency percentiles for every run', function () {
+    for (const run of report.runs) {
+      finitePositive(run.checkoutsPerSecond, `${run.mode} checkouts/s`);
+      finitePositive(run.latencyMs.p50, `${run.mode} p50`);
+      assert.ok(run.latencyMs.p50 <= run.latencyMs.p95);
+      assert.ok(run.latencyMs.p95 <= run.latencyMs.p99);
+      assert.ok(run.latencyMs.p99 <= run.latencyMs.max);
+    }
+  });
+
+  it('counts two Stripe requests per card checkout and none for the floor', function () {
+    for (const run of report.runs) {
+      if (run.mode === 'floor') {
+        assert.equal(run.stripeRequests, 0);
+      } else {
+        assert.equal(run.stripeRequestsPerCheckout, 2);
+        assert.deepEqual(run.stripeRequestsByRoute, {
+          'POST /v1/payment_intents': 5,
+          'POST /v1/payment_intents/:id/confirm': 5,
+        });
+        assert.equal(run.chargedExactlyOnce, 5);
+      }
+    }
+  });
+
+  it('measures worker memory in the worker processes, and none for the direct loop', function () {
+    for (const run of report.runs) {
+      if (run.mode === 'direct') {
+        assert.equal(run.workerMemory, undefined);
+        continue;
+      }
+      assert.equal(run.workerMemory?.processes, 1);
+      finitePositive(run.workerMemory?.peakRssMiB, `${run.mode} worker RSS`);
+      finitePositive(run.workerMemory?.peakHeapUsedMiB, `${run.mode} worker heap`);
+      finitePositive(run.serverPeakRssMiB, `${run.mode} server RSS`);
+    }
+  });
+
+  it('gives a checkout-to-floor ratio per level and records the machine', function () {
+    assert.deepEqual(
+      report.ratios.map((r) => r.concurrency),
+      [1, 2],
+    );
+    for (const r of report.ratios) {
+      finitePositive(r.throughput, 'throughput ratio');
+      finitePositive(r.p99, 'p99 ratio');
+      finitePositive(r.directToCheckoutThroughput, 'direct-to-checkout ratio');
+      assert.equal(typeof r.meetsThroughput, 'boolean');
+    }
+    assert.ok(report.machine.nproc >= 1);
+    assert.match(report.machine.node, /^v\d+/);
+    assert.doesNotThrow(() => JSON.parse(JSON.stringify(report)) as unknown);
+  });
+});
+
+describe('benchmark figures', function () {
+  it('takes percentiles by nearest rank', function () {
+    const sorted = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    assert.equal(percentile(sorted, 50), 5);
+    assert.equal(percentile(sorted, 99), 10);
+    assert.ok(Number.isNaN(percentile([], 50)));
+    assert.deepEqual(summarize([3, 1, 2]), { p50: 2, p95: 3, p99: 3, max: 3, mean: 2 });
+  });
+
+  it('compares the checkout with the floor at the same level against the targets', function () {
+    const base = {
+      workerProcesses: 1,
+      requested: 10,
+      completed: 10,
+      failed: 0,
+      firstFailure: undefined,
+      elapsedMs: 1000,
+      stripeRequests: 0,
+      stripeRequestsPerCheckout: 0,
+      stripeRequestsByRoute: {},
+      workerMemory: undefined,
+      serverPeakRssMiB: undefined,
+      chargedExactlyOnce: undefined,
+    };
+    const latency = (p99: number) => ({ p50: p99 / 2, p95: p99, p99, max: p99, mean: p99 / 2 });
+    const [r] = ratios([
+      { ...base, mode: 'floor', concurrency: 10, checkoutsPerSecond: 100, latencyMs: latency(100) },
+      { ...base, mode: 'checkout', concurrency: 10, checkoutsPerSecond: 95, latencyMs: latency(130) },
+      {
+        ...base,
+        mode: 'direct',
+        workerProcesses: 0,
+        concurrency: 10,
+        checkoutsPerSecond: 190,
+        latencyMs: latency(10),
+      },
+    ]);
+    assert.ok(r);
+    assert.equal(r.meetsThroughput, true);
+    assert.equal(r.meetsP99, false);
+    assert.equal(r.directToCheckoutThroughput, 2);
+  });
+});
