@@ -55,8 +55,12 @@ export interface HttpIntakeOptions {
   readonly taskQueue: string;
   /** Webhook signing secrets; during a rotation, both the old and the new one. */
   readonly webhookSecrets: readonly string[];
-  /** Fastify's request log. Default off: the stack prints its own summary. */
-  readonly logger?: boolean;
+  /**
+   * Log level of the intake's own log (JSON lines on stdout): refused webhook signatures and
+   * failures to reach Temporal are warnings, unexpected errors are errors; `info` adds Fastify's
+   * request lines. Default: no log.
+   */
+  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export interface HttpIntake {
@@ -182,7 +186,10 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 /** Builds the app without listening (tests use `inject`, the stack uses `startHttpIntake`). */
 export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   const { client, taskQueue, webhookSecrets } = options;
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: JSON_BODY_LIMIT });
+  const app = Fastify({
+    logger: options.logLevel === undefined ? false : { level: options.logLevel },
+    bodyLimit: JSON_BODY_LIMIT,
+  });
   const routes: RegisteredRoute[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (route) => {
@@ -309,6 +316,7 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
         webhookSecrets,
       );
       if (!verified.ok) {
+        request.log.warn({ reason: verified.reason }, 'refused a Stripe webhook: bad signature');
         return reply.code(400).send({ error: { code: 'invalid_signature', message: verified.reason } });
       }
       const event = verified.event;

@@ -6,7 +6,8 @@
  * error (every problem listed), a port clash or any startup failure prints one clear message and
  * exits 1; so does a part that dies on its own while running.
  */
-import { ConfigError, loadConfig } from '../config';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { ConfigError, loadConfig, type AppConfig } from '../config';
 import { EXAMPLE_CHECKOUT_REQUEST } from '../http/openapi';
 import { startStack, type Stack } from './stack';
 
@@ -70,8 +71,15 @@ function waitForSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** The worker's log at the configured level (the SDK's levels are upper case). */
+function installWorkerLogger(level: AppConfig['logLevel']): void {
+  const levels = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const;
+  Runtime.install({ logger: new DefaultLogger(levels[level]) });
+}
+
 export async function main(): Promise<void> {
   const config = loadConfig();
+  installWorkerLogger(config.logLevel);
   const stack = await startStack(config, { log: (line) => console.log(line) });
   try {
     console.log(startupBanner(stack));

@@ -261,6 +261,8 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
         client,
         taskQueue: effective.temporal.taskQueue,
         webhookSecrets: effective.stripe.webhookSecrets,
+        logLevel:
+          effective.logLevel === 'debug' || effective.logLevel === 'info' ? 'warn' : effective.logLevel,
       });
       closers.push({ name: 'HTTP intake', close: () => intake.close() });
       httpUrl = intake.url;

@@ -133,3 +133,22 @@ export async function signalCount(f: IntakeFixture, orderId: string): Promise<nu
   const history = await getCheckoutHandle(f.client, orderId).fetchHistory();
   return (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes != null).length;
 }
+
+/**
+ * Waits until the history holds `expected` signals. A signal that arrives while a workflow task is
+ * running is buffered by the server and written to history only when that task completes.
+ */
+export async function waitForSignalCount(
+  f: IntakeFixture,
+  orderId: string,
+  expected: number,
+  timeoutMs = 10_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let count = await signalCount(f, orderId);
+  while (count < expected && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    count = await signalCount(f, orderId);
+  }
+  return count;
+}

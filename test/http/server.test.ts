@@ -9,6 +9,7 @@ import {
   signalCount,
   startIntakeFixture,
   successfulCharges,
+  waitForSignalCount,
   waitForStatus,
   type IntakeFixture,
 } from './fixture';
@@ -327,7 +328,7 @@ describe('HTTP intake', function () {
           signaled: true,
         });
       }
-      assert.equal(await signalCount(f, orderId), before + 2);
+      assert.equal(await waitForSignalCount(f, orderId, before + 2), before + 2);
     });
 
     it('rejects forged, stale, missing and re-serialized signatures with 400 and signals nothing', async function () {
@@ -348,7 +349,11 @@ describe('HTTP intake', function () {
         assert.equal(res.statusCode, 400, `${what}: ${res.body}`);
         assert.equal(res.json<ErrorJson>().error.code, 'invalid_signature', what);
       }
-      assert.equal(await signalCount(f, orderId), before);
+      // A good delivery last: once its signal is in the history, any earlier one would be too.
+      const good = await deliver(payload, sign(payload, NEW_SECRET));
+      assert.equal(good.statusCode, 200, good.body);
+      assert.equal(await waitForSignalCount(f, orderId, before + 1), before + 1);
+      assert.equal(await signalCount(f, orderId), before + 1);
     });
 
     it('acknowledges a verified event that names no checkout without signaling anything', async () => {
