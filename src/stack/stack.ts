@@ -50,6 +50,8 @@ export interface Stack {
     /** The Temporal Web UI, when this stack runs one. */
     readonly uiUrl: string | undefined;
     readonly client: Client;
+    /** The embedded dev server; undefined when Temporal is external. */
+    readonly devServer: DevServer | undefined;
   };
   readonly stripe: {
     readonly mode: AppConfig['stripe']['mode'];
@@ -275,7 +277,7 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
     const namespace = effective.temporal.namespace;
     return {
       config: effective,
-      temporal: { address: temporalAddress, namespace, uiUrl, client },
+      temporal: { address: temporalAddress, namespace, uiUrl, client, devServer },
       stripe: { mode: effective.stripe.mode, endpoint, emulator, exampleCustomerId },
       httpUrl,
       workflowUrl: (workflowId) =>

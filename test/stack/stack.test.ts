@@ -142,6 +142,19 @@ describe('stack', function () {
     }
   });
 
+  it('reports a part that dies while running, and still closes the rest', async function () {
+    this.timeout(180_000);
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-failure-'));
+    const stack = await startStack(loadConfig({ DATA_DIR: dataDir }), { ports: 'free', http: false });
+    try {
+      stack.temporal.devServer?.process.kill('SIGKILL');
+      await assert.rejects(stack.failure, /The Temporal dev server exited unexpectedly/);
+    } finally {
+      await stack.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses configured ports that are taken, naming each variable, and starts nothing', async () => {
     const httpBlocker = await listen();
     const temporalBlocker = await listen();
