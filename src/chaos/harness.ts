@@ -47,6 +47,7 @@ import {
   FIRST_CARD,
   NEW_CARD,
   buildSchedule,
+  cardPlanCounts,
   plannedCounts,
   scheduleHash,
   type ChaosSchedule,
@@ -90,6 +91,7 @@ export interface ChaosReport {
   readonly deadlineMs: number;
   /** Faults by type: planned by the schedule, and what the stack reports actually happened. */
   readonly faults: Readonly<Record<string, FaultCount>>;
+  readonly cardPlans: Readonly<Record<string, number>>;
   readonly finalStates: Readonly<Record<string, number>>;
   readonly violationsByKind: Readonly<Record<string, number>>;
   readonly violations: CheckResult['violations'];
@@ -445,7 +447,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }
         try {
           if (status.state === 'declined' && (plan.card === 'declines' || newCards >= MAX_NEW_CARDS)) {
-            if (await isClosed(handle)) break;
+            if (await isClosed(handle)) {
+              if (plan.card === 'declines') injected.add('decline_kept');
+              break;
+            }
           } else if (status.state === 'declined') {
             newCards += 1;
             await retryPayment(client, plan.orderId, {
@@ -462,6 +467,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
                 : plan.card === 'three_ds_fails_then_new_card'
                   ? 'fail'
                   : undefined;
+            if (!outcome && !authenticated.has(pi)) {
+              authenticated.add(pi);
+              injected.add('three_ds_never_answered');
+            }
             if (outcome && !authenticated.has(pi)) {
               authenticated.add(pi);
               await control.request('POST', `payment_intents/${encodeURIComponent(pi)}/authenticate`, {
@@ -610,6 +619,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       durationMs: Date.now() - startedAt.getTime(),
       deadlineMs,
       faults,
+      cardPlans: cardPlanCounts(schedule),
       finalStates: result.finalStates,
       violationsByKind: countByKind(result.violations),
       violations: result.violations,

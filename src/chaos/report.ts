@@ -17,6 +17,7 @@ export function formatReport(report: ChaosReport): string {
     String(c.planned),
     String(c.injected),
   ]);
+  const cards = Object.entries(report.cardPlans).map(([plan, n]) => [plan, String(n)]);
   const states = Object.entries(report.finalStates)
     .sort((a, b) => b[1] - a[1])
     .map(([state, n]) => [state, String(n)]);
@@ -27,6 +28,8 @@ export function formatReport(report: ChaosReport): string {
     `Schedule sha256 ${report.scheduleHash}`,
     '',
     table('Faults by type', ['fault', 'planned', 'injected'], faults),
+    '',
+    table('Checkouts by card plan', ['plan', 'checkouts'], cards),
     '',
     table('Checkouts by final state', ['state', 'checkouts'], states),
     '',

@@ -248,7 +248,10 @@ export function scheduleHash(schedule: ChaosSchedule): string {
   return createHash('sha256').update(JSON.stringify(schedule)).digest('hex');
 }
 
-/** What the schedule plans, by kind: the "planned" column of the report. */
+/**
+ * What the schedule plans, by the same names the harness counts what happened under, so the report
+ * can put "planned" and "injected" side by side.
+ */
 export function plannedCounts(schedule: ChaosSchedule): Record<string, number> {
   const counts: Record<string, number> = {};
   const add = (k: string, n = 1): void => {
@@ -257,8 +260,21 @@ export function plannedCounts(schedule: ChaosSchedule): Record<string, number> {
   for (const o of schedule.orders) {
     for (const f of o.faults) add(f.fault);
     if (o.duplicateStart !== 'none') add(`duplicate_start_${o.duplicateStart}`);
-    add(`card_${o.card}`);
+    if (o.card === 'declines_then_new_card' || o.card === 'three_ds_fails_then_new_card') {
+      add('decline_then_new_card');
+    }
+    if (o.card === 'declines') add('decline_kept');
+    if (o.card === 'three_ds_authenticated') add('three_ds_succeed');
+    if (o.card === 'three_ds_fails_then_new_card') add('three_ds_fail');
+    if (o.card === 'three_ds_never_answered') add('three_ds_never_answered');
   }
   for (const e of schedule.events) add(e.kind);
+  return counts;
+}
+
+/** Orders by card plan, for the report. */
+export function cardPlanCounts(schedule: ChaosSchedule): Record<CardPlan, number> {
+  const counts = Object.fromEntries(CARD_PLANS.map((p) => [p, 0])) as Record<CardPlan, number>;
+  for (const o of schedule.orders) counts[o.card] += 1;
   return counts;
 }
