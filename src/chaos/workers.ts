@@ -36,6 +36,7 @@ export class WorkerPool {
   private readonly pending = new Set<Promise<void>>();
   /** Children we told to exit (SIGKILL on schedule, or stopping): their exit is not a crash. */
   private readonly expected = new WeakSet<ChildProcess>();
+  private readonly alive = new Set<ChildProcess>();
   starts = 0;
   sigkills = 0;
   unexpectedExits = 0;
@@ -55,13 +56,18 @@ export class WorkerPool {
   /** Starts slot `i` and resolves once its worker polls (or rejects after `readyTimeoutMs`). */
   start(i: number): Promise<void> {
     const slot = this.slotAt(i);
-    if (this.stopping) return Promise.resolve();
+    // One process per slot: a crash restart and a scheduled restart may both ask for this slot.
+    if (this.stopping || (slot.child && slot.child.exitCode === null && slot.child.signalCode === null)) {
+      return Promise.resolve();
+    }
     const child = spawn(process.execPath, ['--import', 'tsx', this.options.entry, ...this.options.args], {
       cwd: REPO_ROOT,
       env: { ...this.options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.starts += 1;
+    this.alive.add(child);
+    child.once('exit', () => this.alive.delete(child));
     slot.child = child;
     slot.log.write(`--- start ${new Date().toISOString()} pid ${String(child.pid)}\n`);
     const ready = new Promise<void>((resolve, reject) => {
@@ -89,7 +95,10 @@ export class WorkerPool {
           reject(new Error(`worker ${i} exited (code ${code}, signal ${signal}) before polling`));
         if (!this.expected.has(child) && !this.stopping) {
           this.unexpectedExits += 1;
-          this.track(this.delay(1_000).then(() => this.start(i)));
+          this.track(
+            this.delay(1_000).then(() => this.start(i)),
+            slot,
+          );
         }
       });
     });
@@ -105,7 +114,10 @@ export class WorkerPool {
       child.kill('SIGKILL');
       this.sigkills += 1;
     }
-    this.track(this.delay(downMs).then(() => this.start(i)));
+    this.track(
+      this.delay(downMs).then(() => this.start(i)),
+      slot,
+    );
   }
 
   /** SIGTERM every worker (graceful drain), SIGKILL after `graceMs`, and wait for them to exit. */
@@ -113,25 +125,25 @@ export class WorkerPool {
     this.stopping = true;
     await Promise.allSettled([...this.pending]);
     await Promise.all(
-      this.slots.map(async (slot) => {
-        const child = slot.child;
-        if (child && child.exitCode === null && child.signalCode === null) {
-          this.expected.add(child);
-          const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-          await exited;
-          clearTimeout(timer);
-        }
-        await new Promise<void>((resolve) => slot.log.end(() => resolve()));
+      [...this.alive].map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        this.expected.add(child);
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
       }),
+    );
+    await Promise.all(
+      this.slots.map((slot) => new Promise<void>((resolve) => slot.log.end(() => resolve()))),
     );
   }
 
-  private track(p: Promise<void>): void {
+  private track(p: Promise<void>, slot: Slot): void {
     const tracked = p.catch((err: unknown) => {
-      const slot = this.slots[0];
-      slot?.log.write(`--- restart failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      // The exit handler restarts a worker that died before polling; this only records it.
+      slot.log.write(`--- restart failed: ${err instanceof Error ? err.message : String(err)}\n`);
     });
     this.pending.add(tracked);
     void tracked.finally(() => this.pending.delete(tracked));
