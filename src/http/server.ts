@@ -5,8 +5,9 @@
  *
  * - `POST /v1/checkouts` is safe to fire twice (a no-code automation that double-fires, a browser
  *   retry): the order id is the workflow id, so a repeat finds the same checkout. The first request
- *   answers 201, later ones 200 with the same body. Two requests racing each other may both see 201;
- *   they still get the one checkout and at most one charge (the client's start is what dedupes).
+ *   answers 201, later ones 200 with the same body. Duplicates racing into one intake process are
+ *   queued per order, so exactly one sees 201; two intake processes racing may both answer 201, and
+ *   still share the one checkout and at most one charge (the client's start is what dedupes).
  * - Validation happens before anything is started; each bad field is named in the 400.
  * - Remediation routes are Temporal updates: 200 once the workflow applied the request, 409 when its
  *   validator refused (e.g. cancelling a paid checkout), 404 for an unknown order.
@@ -79,6 +80,26 @@ export interface CheckoutCreated {
   readonly customerId: string;
   readonly provision: { readonly sku: string; readonly quantity: number };
   readonly links: { readonly status: string };
+}
+
+/** Runs tasks with the same key one after another (different keys run in parallel). */
+class KeyedQueue {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(task);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    try {
+      return await result;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
 }
 
 function statusPath(orderId: string): string {
@@ -222,17 +243,23 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
 
   app.get('/openapi.json', (_request, reply) => reply.send(openApiDocument()));
 
+  const perOrder = new KeyedQueue();
   app.post('/v1/checkouts', async (request, reply) => {
     const checked = validateCheckoutInput(request.body ?? {});
     if (!checked.ok) return sendError(reply, invalidRequest(checked.problems));
     const input = checked.value;
-    const existed = await checkoutExists(client, input.orderId);
     try {
-      const started = await startCheckout(client, input, { taskQueue });
+      // "Did it exist?" and the start run one at a time per order, so of two duplicates that reach
+      // this process together exactly one is told 201.
+      const { existed, workflowId } = await perOrder.run(input.orderId, async () => {
+        const before = await checkoutExists(client, input.orderId);
+        const started = await startCheckout(client, input, { taskQueue });
+        return { existed: before, workflowId: started.workflowId };
+      });
       return reply
         .code(existed ? 200 : 201)
         .header('location', statusPath(input.orderId))
-        .send(createdBody(input, started.workflowId));
+        .send(createdBody(input, workflowId));
     } catch (err) {
       const known = httpErrorFor(err, input.orderId);
       if (known) return sendError(reply, known);
