@@ -209,9 +209,17 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
         const secret = `whsec_${randomBytes(24).toString('hex')}`;
         effective = { ...effective, stripe: { ...effective.stripe, webhookSecrets: [secret] } };
       }
-    } else if (config.stripe.apiBase !== undefined) {
-      const base = config.stripe.apiBase;
-      endpoint = `${base.protocol}://${base.host}:${base.port}`;
+    } else {
+      if (config.stripe.apiBase !== undefined) {
+        const base = config.stripe.apiBase;
+        endpoint = `${base.protocol}://${base.host}:${base.port}`;
+      }
+      if (withHttp && config.stripe.webhookSecrets.length === 0) {
+        log(
+          `STRIPE_WEBHOOK_SECRETS is not set: ${STRIPE_WEBHOOK_PATH} will refuse every delivery ` +
+            '(checkouts still finish; they read Stripe themselves, only less promptly)',
+        );
+      }
     }
 
     const connection: Connection = await createTemporalConnection(effective.temporal);
