@@ -530,7 +530,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ) {
           if (e.kind === 'worker_sigkill') {
             workerPool.killAndRestart(e.worker, e.downMs);
-            injected.add('worker_sigkill');
           } else if (e.kind === 'temporal_restart') {
             await restartTemporal();
             injected.add('temporal_restart');
@@ -587,6 +586,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     };
     const result = checkInvariants(snapshot);
 
+    injected.add('worker_sigkill', workerPool.sigkills);
     injected.add(
       'search_while_lagging',
       Object.entries(stats.by_route)

@@ -109,7 +109,8 @@ export class WorkerPool {
   killAndRestart(i: number, downMs: number): void {
     const slot = this.slotAt(i);
     const child = slot.child;
-    if (child) {
+    // Two kills of one slot before its restart hit one process: count the process, not the order.
+    if (child && child.exitCode === null && child.signalCode === null && !this.expected.has(child)) {
       this.expected.add(child);
       child.kill('SIGKILL');
       this.sigkills += 1;
