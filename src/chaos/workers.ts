@@ -105,20 +105,28 @@ export class WorkerPool {
     return ready;
   }
 
-  /** SIGKILL slot `i` and start a fresh worker there after `downMs`. */
-  killAndRestart(i: number, downMs: number): void {
-    const slot = this.slotAt(i);
-    const child = slot.child;
-    // Two kills of one slot before its restart hit one process: count the process, not the order.
-    if (child && child.exitCode === null && child.signalCode === null && !this.expected.has(child)) {
+  /**
+   * SIGKILLs the worker in slot `preferred`, or, when that slot is down already (a kill or a crash
+   * moments ago), the next slot with a live worker, so every scheduled kill takes a process down.
+   * The slot gets a fresh worker after `downMs`. Returns false when no worker was alive.
+   */
+  killAndRestart(preferred: number, downMs: number): boolean {
+    for (let k = 0; k < this.slots.length; k++) {
+      const i = (preferred + k) % this.slots.length;
+      const slot = this.slotAt(i);
+      const child = slot.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null || this.expected.has(child))
+        continue;
       this.expected.add(child);
       child.kill('SIGKILL');
       this.sigkills += 1;
+      this.track(
+        this.delay(downMs).then(() => this.start(i)),
+        slot,
+      );
+      return true;
     }
-    this.track(
-      this.delay(downMs).then(() => this.start(i)),
-      slot,
-    );
+    return false;
   }
 
   /** SIGTERM every worker (graceful drain), SIGKILL after `graceMs`, and wait for them to exit. */
