@@ -26,6 +26,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startBenchEnvironment, type BenchEnvironment } from './environment';
 import {
+  DEFAULT_MODES,
   MODES,
   ratios,
   ratiosTable,
@@ -143,7 +144,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
     if (checkouts < 1) throw new Error('--checkouts must be at least 1');
     levels = levels.map((l) => ({ ...l, checkouts }));
   }
-  const modes = (values.modes ?? MODES.join(',')).split(',').map((m) => {
+  const modes = (values.modes ?? DEFAULT_MODES.join(',')).split(',').map((m) => {
     const mode = MODES.find((known) => known === m.trim());
     if (!mode) throw new Error(`--modes takes ${MODES.join(', ')}; got '${m}'`);
     return mode;
@@ -220,15 +221,23 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
   const env: BenchEnvironment = await startBenchEnvironment(log);
   try {
     const queues = { checkout: `${env.runId}-checkout`, floor: `${env.runId}-floor` } as const;
-    const workers: Record<Mode, BenchWorker[]> = { checkout: [], floor: [], direct: [] };
+    const workers: Record<Mode, BenchWorker[]> = {
+      checkout: [],
+      floor: [],
+      direct: [],
+      'shaped-floor': [],
+      'batched-floor': [],
+    };
     log('starting one worker process per workflow kind (bundling the workflows)');
     if (options.modes.includes('checkout')) {
       workers.checkout = await env.startWorkers('checkout', 1, queues.checkout, options.tuning);
     }
-    if (options.modes.includes('floor')) {
+    if (options.modes.some((m) => m.endsWith('floor'))) {
       workers.floor = await env.startWorkers('floor', 1, queues.floor, options.tuning);
     }
-    const taskQueue = (mode: Mode): string => (mode === 'floor' ? queues.floor : queues.checkout);
+    workers['shaped-floor'] = workers.floor;
+    workers['batched-floor'] = workers.floor;
+    const taskQueue = (mode: Mode): string => (mode.endsWith('floor') ? queues.floor : queues.checkout);
 
     if (options.warmup > 0) {
       for (const mode of options.modes) {

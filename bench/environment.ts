@@ -31,6 +31,8 @@ export interface BenchEnvironment {
   readonly dir: string;
   /** The dev server process's resident set size now, from /proc; undefined where there is none. */
   serverRssBytes(): number | undefined;
+  /** CPU time (user + system) the dev server process has used, from /proc; undefined where there is none. */
+  serverCpuMs(): number | undefined;
   startWorkers(
     kind: 'checkout' | 'floor',
     count: number,
@@ -46,6 +48,22 @@ function rssOf(pid: number | undefined): number | undefined {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
     return kib === undefined ? undefined : Number(kib) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux's USER_HZ: /proc reports CPU times in these ticks. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+function cpuMsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces) start at state; utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_SECOND : undefined;
   } catch {
     return undefined;
   }
@@ -103,6 +121,7 @@ export async function startBenchEnvironment(log: (line: string) => void): Promis
       customerId: customer.id,
       dir,
       serverRssBytes: () => rssOf(devServer.process.pid),
+      serverCpuMs: () => cpuMsOf(devServer.process.pid),
       async startWorkers(kind, count, taskQueue, tuning) {
         const started = await Promise.all(
           Array.from({ length: count }, () =>

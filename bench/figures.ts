@@ -5,8 +5,10 @@
  */
 import type { RequestStats } from '../src/stripe-emulator';
 
-export const MODES = ['floor', 'checkout', 'direct'] as const;
+export const MODES = ['floor', 'checkout', 'direct', 'shaped-floor', 'batched-floor'] as const;
 export type Mode = (typeof MODES)[number];
+/** What `npm run bench` runs; the shaped floors are diagnostics, asked for with `--modes`. */
+export const DEFAULT_MODES: readonly Mode[] = ['floor', 'checkout', 'direct'];
 
 /** The targets issue 6 sets for the checkout against the floor. */
 export const TARGETS = { minThroughputRatio: 0.9, maxP99Ratio: 1.2 } as const;
@@ -29,6 +31,17 @@ export interface MemoryFigures {
   readonly peakHeapUsedMiB: number;
 }
 
+/**
+ * CPU time per completed checkout, by process. On a machine shared with other work this is steadier
+ * than throughput: it counts what a checkout costs, not how much CPU it happened to get.
+ */
+export interface CpuFigures {
+  readonly serverMs: number | undefined;
+  readonly workerMs: number | undefined;
+  /** The benchmark process: the Temporal client, the local Stripe server's thread, the direct loop. */
+  readonly benchProcessMs: number;
+}
+
 export interface RunFigures {
   readonly mode: Mode;
   readonly concurrency: number;
@@ -46,12 +59,15 @@ export interface RunFigures {
   /** Undefined for `direct`, which has no worker. */
   readonly workerMemory: MemoryFigures | undefined;
   readonly serverPeakRssMiB: number | undefined;
+  readonly cpuMsPerCheckout: CpuFigures;
   /** Orders whose PaymentIntents show exactly one successful charge (checkout and direct only). */
   readonly chargedExactlyOnce: number | undefined;
 }
 
 export interface Ratio {
   readonly concurrency: number;
+  /** checkout ÷ floor, server plus worker CPU per checkout. */
+  readonly temporalCpu: number | undefined;
   /** checkout checkouts/s ÷ floor checkouts/s: the target is ≥ 0.9. */
   readonly throughput: number;
   /** checkout p99 ÷ floor p99: the target is ≤ 1.2. */
@@ -101,8 +117,15 @@ export function ratios(runs: readonly RunFigures[]): Ratio[] {
     if (!floor || !checkout) continue;
     const throughput = checkout.checkoutsPerSecond / floor.checkoutsPerSecond;
     const p99 = checkout.latencyMs.p99 / floor.latencyMs.p99;
+    const temporalCpu = (r: RunFigures): number | undefined =>
+      r.cpuMsPerCheckout.serverMs === undefined || r.cpuMsPerCheckout.workerMs === undefined
+        ? undefined
+        : r.cpuMsPerCheckout.serverMs + r.cpuMsPerCheckout.workerMs;
+    const checkoutCpu = temporalCpu(checkout);
+    const floorCpu = temporalCpu(floor);
     out.push({
       concurrency,
+      temporalCpu: checkoutCpu === undefined || floorCpu === undefined ? undefined : checkoutCpu / floorCpu,
       throughput,
       p99,
       p50: checkout.latencyMs.p50 / floor.latencyMs.p50,
@@ -140,6 +163,9 @@ export function runRow(r: RunFigures): string[] {
     fixed(r.workerMemory?.peakRssMiB, 0),
     fixed(r.workerMemory?.peakHeapUsedMiB, 0),
     fixed(r.serverPeakRssMiB, 0),
+    fixed(r.cpuMsPerCheckout.serverMs, 1),
+    fixed(r.cpuMsPerCheckout.workerMs, 1),
+    fixed(r.cpuMsPerCheckout.benchProcessMs, 1),
   ];
 }
 
@@ -155,6 +181,9 @@ export const RUN_HEADER = [
   'worker RSS MiB',
   'worker heap MiB',
   'server RSS MiB',
+  'CPU ms/ckout: server',
+  'worker',
+  'client+Stripe',
 ] as const;
 
 /** One row padded to the header's widths, for printing rows as their runs finish. */
@@ -191,6 +220,7 @@ export function ratiosTable(rs: readonly Ratio[]): string {
       `${fixed(r.throughput, 3)} (>= ${TARGETS.minThroughputRatio})`,
       `${fixed(r.p99, 3)} (<= ${TARGETS.maxP99Ratio})`,
       fixed(r.p50, 2),
+      fixed(r.temporalCpu, 2),
       fixed(r.directToCheckoutThroughput, 2),
     ]),
   );

@@ -6,6 +6,8 @@
  */
 /** The floor workflow's type: the name of the function `floor-workflows.ts` exports. */
 export const FLOOR_WORKFLOW_TYPE = 'checkoutFloor';
+/** The floor with the checkout's search-attribute upserts, start options and describe. */
+export const SHAPED_FLOOR_WORKFLOW_TYPE = 'checkoutShapedFloor';
 
 export interface FloorStep {
   readonly step: 'create' | 'confirm' | 'provision';

@@ -5,10 +5,12 @@
  * processes' peak memory and the dev server's RSS, and afterwards checks in the Stripe ledger that
  * every order was charged exactly once.
  *
- * The three modes make the same Stripe requests and provisioning writes where they make any:
- *   floor     the floor workflow (floor-workflows.ts): three no-op activities;
- *   checkout  the product: `startCheckout` (src/client.ts), the checkout workflow and its activities;
- *   direct    the same activity functions called from a plain async loop: no Temporal, no durability.
+ * The modes make the same Stripe requests and provisioning writes where they make any:
+ *   floor          the floor workflow (floor-workflows.ts): three no-op activities;
+ *   checkout       the product: `startCheckout` (src/client.ts), the checkout workflow and activities;
+ *   direct         the same activity functions called from a plain loop: no Temporal, no durability;
+ *   shaped-floor   diagnostic: the floor plus the checkout's start options, describe and upserts;
+ *   batched-floor  diagnostic: the same with one upsert per workflow task (a proposed change).
  */
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
@@ -16,13 +18,15 @@ import { createActivities } from '../src/activities';
 import { startCheckout } from '../src/client';
 import { SqliteProvisioner } from '../src/provisioning';
 import {
+  CheckoutStateAttr,
+  OrderIdAttr,
   checkoutWorkflowId,
   paymentIdempotencyKey,
   type CheckoutInput,
   type CreatePaymentIntentParams,
 } from '../src/workflows/definitions';
-import type { checkoutFloor } from './floor-workflows';
-import { FLOOR_WORKFLOW_TYPE } from './floor-activities';
+import type { checkoutFloor, checkoutShapedFloor } from './floor-workflows';
+import { FLOOR_WORKFLOW_TYPE, SHAPED_FLOOR_WORKFLOW_TYPE } from './floor-activities';
 import { statsDelta } from './emulator-thread';
 import type { BenchEnvironment } from './environment';
 import {
@@ -33,7 +37,7 @@ import {
   type Mode,
   type RunFigures,
 } from './figures';
-import type { BenchWorker } from './worker-host';
+import type { BenchWorker, MemorySample } from './worker-host';
 
 export const AMOUNT = 4_200;
 export const CURRENCY = 'usd';
@@ -86,6 +90,40 @@ function floorCheckouts(client: Client, taskQueue: string): Checkouts {
       });
       const result = await handle.result();
       if (result.outcome !== 'completed') throw new Error(`floor ${orderId} ended ${String(result.outcome)}`);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * The shaped floors, started the way `startCheckout` starts a checkout (the same id policies, memo,
+ * search attributes and summaries, then a describe to compare terms), so that together with the
+ * workflow's upserts they carry all of the checkout's Temporal bookkeeping and none of its work.
+ */
+function shapedFloorCheckouts(env: BenchEnvironment, taskQueue: string, batched: boolean): Checkouts {
+  return {
+    async one(orderId) {
+      const input = checkoutInput(env, orderId, 'pm_card_visa');
+      const handle = await env.client.workflow.start<typeof checkoutShapedFloor>(SHAPED_FLOOR_WORKFLOW_TYPE, {
+        workflowId: `shaped-${orderId}`,
+        taskQueue,
+        args: [input, batched],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        memo: {
+          terms: { amount: AMOUNT, currency: CURRENCY, customerId: env.customerId, sku: SKU, quantity: 1 },
+        },
+        typedSearchAttributes: [
+          { key: OrderIdAttr, value: orderId },
+          { key: CheckoutStateAttr, value: 'validating' },
+        ],
+        staticSummary: `Checkout for order ${orderId}: ${AMOUNT} ${CURRENCY}`,
+        staticDetails: `Shaped floor for order ${orderId}: the checkout's bookkeeping without its work.`,
+      });
+      await handle.describe();
+      const result = await handle.result();
+      if (result.outcome !== 'completed')
+        throw new Error(`shaped floor ${orderId} ended ${String(result.outcome)}`);
     },
     close: () => Promise.resolve(),
   };
@@ -224,15 +262,11 @@ export async function chargedExactlyOnce(
   return exact;
 }
 
-export async function workerMemory(
-  workers: readonly BenchWorker[],
-  opts: { reset: boolean },
-): Promise<MemoryFigures | undefined> {
-  if (workers.length === 0) return undefined;
-  const samples = await Promise.all(workers.map((w) => w.memory({ reset: opts.reset })));
+function memoryFigures(samples: readonly MemorySample[]): MemoryFigures | undefined {
+  if (samples.length === 0) return undefined;
   return {
     measured: 'worker child processes',
-    processes: workers.length,
+    processes: samples.length,
     peakRssMiB: toMiB(samples.reduce((s, m) => s + m.peakRssBytes, 0)),
     peakHeapUsedMiB: toMiB(samples.reduce((s, m) => s + m.peakHeapUsedBytes, 0)),
   };
@@ -259,15 +293,27 @@ export async function withServerPeak<T>(
   }
 }
 
+function checkoutsFor(env: BenchEnvironment, spec: RunSpec): Checkouts {
+  switch (spec.mode) {
+    case 'floor':
+      return floorCheckouts(env.client, spec.taskQueue);
+    case 'shaped-floor':
+      return shapedFloorCheckouts(env, spec.taskQueue, false);
+    case 'batched-floor':
+      return shapedFloorCheckouts(env, spec.taskQueue, true);
+    case 'checkout':
+      return productCheckouts(env, spec.taskQueue);
+    case 'direct':
+      return directCheckouts(env, spec.label);
+  }
+}
+
 export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Progress): Promise<RunFigures> {
-  const checkouts =
-    spec.mode === 'floor'
-      ? floorCheckouts(env.client, spec.taskQueue)
-      : spec.mode === 'checkout'
-        ? productCheckouts(env, spec.taskQueue)
-        : directCheckouts(env, spec.label);
+  const checkouts = checkoutsFor(env, spec);
   try {
-    await workerMemory(spec.workers, { reset: true });
+    const workersBefore = await Promise.all(spec.workers.map((w) => w.memory({ reset: true })));
+    const serverCpuBefore = env.serverCpuMs();
+    const benchCpuBefore = process.cpuUsage();
     const before = await env.emulator.stats();
     const { value: loop, peakRssBytes } = await withServerPeak(env, () =>
       closedLoop(
@@ -278,9 +324,14 @@ export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Pr
         progress,
       ),
     );
+    const benchCpu = process.cpuUsage(benchCpuBefore);
+    const serverCpuAfter = env.serverCpuMs();
     const stripe = statsDelta(before, await env.emulator.stats());
-    const memory = await workerMemory(spec.workers, { reset: true });
+    const workersAfter = await Promise.all(spec.workers.map((w) => w.memory({ reset: true })));
+    const memory = memoryFigures(workersAfter);
     const completed = loop.latenciesMs.length;
+    const perCheckout = (ms: number): number => (completed === 0 ? Number.NaN : ms / completed);
+    const workerCpuMs = workersAfter.reduce((s, m, i) => s + m.cpuMs - (workersBefore[i]?.cpuMs ?? 0), 0);
     return {
       mode: spec.mode,
       concurrency: spec.concurrency,
@@ -297,7 +348,18 @@ export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Pr
       stripeRequestsByRoute: stripe.by_route,
       workerMemory: memory,
       serverPeakRssMiB: peakRssBytes === undefined ? undefined : toMiB(peakRssBytes),
-      chargedExactlyOnce: spec.mode === 'floor' ? undefined : await chargedExactlyOnce(env, loop.orderIds),
+      cpuMsPerCheckout: {
+        serverMs:
+          serverCpuBefore === undefined || serverCpuAfter === undefined
+            ? undefined
+            : perCheckout(serverCpuAfter - serverCpuBefore),
+        workerMs: spec.workers.length === 0 ? undefined : perCheckout(workerCpuMs),
+        benchProcessMs: perCheckout((benchCpu.user + benchCpu.system) / 1000),
+      },
+      chargedExactlyOnce:
+        spec.mode === 'checkout' || spec.mode === 'direct'
+          ? await chargedExactlyOnce(env, loop.orderIds)
+          : undefined,
     };
   } finally {
     await checkouts.close();

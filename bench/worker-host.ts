@@ -29,6 +29,8 @@ export interface MemorySample {
   /** Highest values sampled (every 50 ms) since the last reset. */
   readonly peakRssBytes: number;
   readonly peakHeapUsedBytes: number;
+  /** CPU time (user + system) this process has used since it started. */
+  readonly cpuMs: number;
 }
 
 export type ToWorker =

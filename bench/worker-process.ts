@@ -101,6 +101,7 @@ async function main(): Promise<void> {
           heapUsedBytes: m.heapUsed,
           peakRssBytes: peakRss,
           peakHeapUsedBytes: peakHeap,
+          cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
         });
         if (message.reset) {
           peakRss = m.rss;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { allGood, parseOptions, runBenchmark, type BenchReport } from '../../bench/checkout';
-import { MODES, percentile, ratios, summarize } from '../../bench/figures';
+import { DEFAULT_MODES, percentile, ratios, summarize } from '../../bench/figures';
 
 function finitePositive(v: number | undefined, what: string): void {
   assert.ok(
@@ -32,7 +32,7 @@ describe('checkout benchmark', function () {
   });
 
   it('runs every mode at every level and completes every checkout', function () {
-    assert.equal(report.runs.length, 2 * MODES.length);
+    assert.equal(report.runs.length, 2 * DEFAULT_MODES.length);
     for (const run of report.runs) {
       assert.equal(run.requested, 5);
       assert.equal(run.completed, 5, `${run.mode} at ${run.concurrency}: ${run.firstFailure ?? ''}`);
@@ -76,6 +76,7 @@ describe('checkout benchmark', function () {
       finitePositive(run.workerMemory?.peakRssMiB, `${run.mode} worker RSS`);
       finitePositive(run.workerMemory?.peakHeapUsedMiB, `${run.mode} worker heap`);
       finitePositive(run.serverPeakRssMiB, `${run.mode} server RSS`);
+      finitePositive(run.cpuMsPerCheckout.workerMs, `${run.mode} worker CPU per checkout`);
     }
   });
 
@@ -118,6 +119,7 @@ describe('benchmark figures', function () {
       stripeRequestsByRoute: {},
       workerMemory: undefined,
       serverPeakRssMiB: undefined,
+      cpuMsPerCheckout: { serverMs: 1, workerMs: 1, benchProcessMs: 1 },
       chargedExactlyOnce: undefined,
     };
     const latency = (p99: number) => ({ p50: p99 / 2, p95: p99, p99, max: p99, mean: p99 / 2 });
