@@ -83,10 +83,10 @@ export const DEFAULT_TUNING: WorkerTuning = {
 };
 
 export const FULL_LEVELS: readonly Level[] = [
-  { concurrency: 1, checkouts: 100 },
-  { concurrency: 10, checkouts: 500 },
-  { concurrency: 100, checkouts: 1_500 },
-  { concurrency: 500, checkouts: 3_000 },
+  { concurrency: 1, checkouts: 50 },
+  { concurrency: 10, checkouts: 300 },
+  { concurrency: 100, checkouts: 1_000 },
+  { concurrency: 500, checkouts: 1_500 },
 ];
 
 export const QUICK_LEVELS: readonly Level[] = [
@@ -169,7 +169,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
             ? undefined
             : positive('waiting-poll-ms', values['waiting-poll-ms'], 0),
         workersConcurrency: 100,
-        workersCheckouts: quick ? 300 : 1_500,
+        workersCheckouts: quick ? 300 : 600,
       }
     : undefined;
   return {

@@ -71,7 +71,16 @@ function cpuMsOf(pid: number | undefined): number | undefined {
 
 export async function startBenchEnvironment(log: (line: string) => void): Promise<BenchEnvironment> {
   const closers: (() => Promise<void>)[] = [];
+  // Interrupted (Ctrl-C, a timeout): stop the dev server and the workers rather than orphan them.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log(`${signal}: stopping the benchmark's servers and workers`);
+    void close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const close = async (): Promise<void> => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     for (const c of closers.splice(0).reverse()) {
       try {
         await c();

@@ -212,6 +212,7 @@ export function ratiosTable(rs: readonly Ratio[]): string {
       'throughput ckout/floor',
       'p99 ckout/floor',
       'p50 ckout/floor',
+      'server+worker CPU ckout/floor',
       'direct/ckout throughput',
     ],
     rs.map((r) => [
