@@ -26,7 +26,8 @@
  *   signal wakes the wait early) until `paymentActionTimeoutMs`; then cancel it (keyed) so a late
  *   payment cannot land, read it once more and end `expired` unless it succeeded.
  * - a reset or continued run first searches Stripe by metadata for this checkout's PaymentIntents,
- *   adopting a succeeded or pending one instead of starting over (docs/checkout.md, reset safety).
+ *   adopting a succeeded or pending one instead of starting over; within 24 h the same keys would
+ *   replay anyway (docs/checkout.md, reset safety).
  *
  * Provisioning runs only from `paid` and is idempotent itself (unique per workflow id), so a
  * repeated activity cannot grant twice.
@@ -130,6 +131,19 @@ function errorMessage(err: unknown): string {
   return msg;
 }
 
+/**
+ * Whether this run may follow an earlier attempt at the same checkout whose Stripe writes it cannot
+ * see: a reset (the server fails the task at the reset point, so a run reset to its first task
+ * starts after event 3), a continued run, or a workflow retry. A fresh run's first task starts at
+ * event 3. Decided from history alone, so a replay decides the same way (the run id is not: the
+ * offline replayer does not know a reset run's id). Rare false positives (a first task that timed
+ * out, a signal before the first task) cost one Stripe search.
+ */
+function mayFollowEarlierAttempts(): boolean {
+  const info = workflowInfo();
+  return info.historyLength > 3 || info.continuedFromExecutionRunId !== undefined || info.attempt > 1;
+}
+
 export async function checkout(rawInput: CheckoutInput): Promise<CheckoutResult> {
   const validation = validateCheckoutInput(rawInput);
   if (!validation.ok) {
@@ -187,8 +201,7 @@ class Checkout {
     this.setState('validating', 'input valid');
 
     let outcome: Outcome | undefined;
-    const info = workflowInfo();
-    if (info.runId !== info.originalExecutionRunId || info.continuedFromExecutionRunId || info.attempt > 1) {
+    if (mayFollowEarlierAttempts()) {
       // A reset or continued run knows nothing of what earlier runs did after the reset point.
       this.setState('reconciling', 'reset or continued run: reading Stripe before any write');
       outcome = await this.adoptFromSearch();

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type Stripe from 'stripe';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe-emulator';
@@ -207,6 +207,26 @@ export async function until(predicate: () => boolean, timeoutMs = 30_000, what =
 
 export const HISTORIES_DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
 
+const History = temporal.api.history.v1.History;
+
+/**
+ * History fixtures are protobufjs' plain-object form (int64 and bytes as strings, enums by name).
+ * Not the CLI's proto JSON: in this install `historyFromJSON` breaks on two copies of protobufjs
+ * ("type must be a Type"), while `toObject`/`fromObject` on the SDK's own proto types round-trip.
+ */
+export function historyToFixture(history: temporal.api.history.v1.IHistory): string {
+  const object = History.toObject(History.fromObject(history), {
+    longs: String,
+    enums: String,
+    bytes: String,
+  });
+  return `${JSON.stringify(object, null, 1)}\n`;
+}
+
+export function historyFromFixture(json: string): temporal.api.history.v1.History {
+  return History.fromObject(JSON.parse(json) as Record<string, unknown>);
+}
+
 /**
  * With RECORD_HISTORIES=1, saves a finished workflow's history as a replay fixture
  * (test/fixtures/histories/<name>.json); test/workflows/replay.test.ts replays every fixture.
@@ -215,5 +235,5 @@ export async function recordHistory(h: CheckoutHarness, workflowId: string, name
   if (process.env.RECORD_HISTORIES !== '1') return;
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });
-  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToJSON(history));
+  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToFixture(history));
 }
