@@ -35,7 +35,7 @@ import {
   type CheckoutOptions,
   type CheckoutStatus,
 } from '../workflows/definitions';
-import { type BrokenVariant } from './broken-activities';
+import { BROKEN_VARIANTS } from './broken-activities';
 import {
   checkInvariants,
   countByKind,
@@ -50,13 +50,12 @@ import {
   cardPlanCounts,
   plannedCounts,
   scheduleHash,
-  type ChaosSchedule,
   type OrderPlan,
   type StepFault,
 } from './schedule';
 import { WorkerPool } from './workers';
 
-export const VARIANTS = ['correct', 'random-key', 'no-key'] as const;
+export const VARIANTS = ['correct', ...BROKEN_VARIANTS] as const;
 export type Variant = (typeof VARIANTS)[number];
 
 export interface ChaosOptions {
@@ -690,5 +689,3 @@ async function snapshotWorkflow(
     amount: plan.amount,
   };
 }
-
-export type { ChaosSchedule, BrokenVariant };
