@@ -185,7 +185,7 @@ function directCheckouts(env: BenchEnvironment, label: string): Checkouts {
 }
 
 /** A checkout not completed by then counts as failed, so a stuck run cannot hang the benchmark. */
-export const CHECKOUT_TIMEOUT_MS = 120_000;
+export const CHECKOUT_TIMEOUT_MS = 600_000;
 
 function withTimeout(p: Promise<void>, ms: number, what: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
