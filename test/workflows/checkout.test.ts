@@ -114,6 +114,29 @@ describe('checkout workflow', function () {
     await recordHistory(h, wf, 'lost-response-after-commit');
   });
 
+  it('rides out a truncated body, a rate limit, a lock timeout and a dropped connection with one charge', async function () {
+    const { input, taskQueue } = newOrder(h, this.test?.title ?? 'noisy stripe');
+    const wf = checkoutWorkflowId(input.orderId);
+    const create = paymentIdempotencyKey(wf, 1, 'create');
+    const confirm = paymentIdempotencyKey(wf, 1, 'confirm');
+    h.emulator.control.addFault({ fault: 'truncated_body', idempotencyKey: create, times: 1 });
+    h.emulator.control.addFault({ fault: 'rate_limit_429', idempotencyKey: confirm, times: 1 });
+    h.emulator.control.addFault({ fault: 'lock_timeout_429', idempotencyKey: confirm, times: 1 });
+    h.emulator.control.addFault({ fault: 'reset_before_execution', idempotencyKey: confirm, times: 2 });
+    const result = await h.withWorker(taskQueue, async () => {
+      await startCheckout(h.client, input, { taskQueue });
+      return waitForCheckoutResult(h.client, input.orderId);
+    });
+    assert.equal(result.outcome, 'completed');
+    assert.ok(
+      h.emulator.control.faults().every((f) => f.hits >= 1),
+      'every fault fired',
+    );
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(paymentIntentsFor(h, input.orderId).length, 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
   it('returns a decline with its code and provisions nothing', async function () {
     const { input, taskQueue } = newOrder(h, this.test?.title ?? 'declined', {
       paymentMethodId: 'pm_card_chargeDeclinedInsufficientFunds',
