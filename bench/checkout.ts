@@ -227,6 +227,7 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
       direct: [],
       'shaped-floor': [],
       'batched-floor': [],
+      'local-floor': [],
     };
     log('starting one worker process per workflow kind (bundling the workflows)');
     if (options.modes.includes('checkout')) {
@@ -237,6 +238,7 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
     }
     workers['shaped-floor'] = workers.floor;
     workers['batched-floor'] = workers.floor;
+    workers['local-floor'] = workers.floor;
     const taskQueue = (mode: Mode): string => (mode.endsWith('floor') ? queues.floor : queues.checkout);
 
     if (options.warmup > 0) {

@@ -10,7 +10,8 @@
  *   checkout       the product: `startCheckout` (src/client.ts), the checkout workflow and activities;
  *   direct         the same activity functions called from a plain loop: no Temporal, no durability;
  *   shaped-floor   diagnostic: the floor plus the checkout's start options, describe and upserts;
- *   batched-floor  diagnostic: the same with one upsert per workflow task (a proposed change).
+ *   batched-floor  diagnostic: the same with one upsert per workflow task (a proposed change);
+ *   local-floor    diagnostic: the floor with local activities (a proposed change).
  */
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
@@ -25,8 +26,12 @@ import {
   type CheckoutInput,
   type CreatePaymentIntentParams,
 } from '../src/workflows/definitions';
-import type { checkoutFloor, checkoutShapedFloor } from './floor-workflows';
-import { FLOOR_WORKFLOW_TYPE, SHAPED_FLOOR_WORKFLOW_TYPE } from './floor-activities';
+import type { checkoutFloor, checkoutLocalFloor, checkoutShapedFloor } from './floor-workflows';
+import {
+  FLOOR_WORKFLOW_TYPE,
+  LOCAL_FLOOR_WORKFLOW_TYPE,
+  SHAPED_FLOOR_WORKFLOW_TYPE,
+} from './floor-activities';
 import { statsDelta } from './emulator-thread';
 import type { BenchEnvironment } from './environment';
 import {
@@ -80,10 +85,11 @@ export function checkoutInput(
   };
 }
 
-function floorCheckouts(client: Client, taskQueue: string): Checkouts {
+function floorCheckouts(client: Client, taskQueue: string, local: boolean): Checkouts {
   return {
     async one(orderId) {
-      const handle = await client.workflow.start<typeof checkoutFloor>(FLOOR_WORKFLOW_TYPE, {
+      const type = local ? LOCAL_FLOOR_WORKFLOW_TYPE : FLOOR_WORKFLOW_TYPE;
+      const handle = await client.workflow.start<typeof checkoutFloor | typeof checkoutLocalFloor>(type, {
         workflowId: `floor-${orderId}`,
         taskQueue,
         args: [orderId],
@@ -296,7 +302,9 @@ export async function withServerPeak<T>(
 function checkoutsFor(env: BenchEnvironment, spec: RunSpec): Checkouts {
   switch (spec.mode) {
     case 'floor':
-      return floorCheckouts(env.client, spec.taskQueue);
+      return floorCheckouts(env.client, spec.taskQueue, false);
+    case 'local-floor':
+      return floorCheckouts(env.client, spec.taskQueue, true);
     case 'shaped-floor':
       return shapedFloorCheckouts(env, spec.taskQueue, false);
     case 'batched-floor':

@@ -196,6 +196,8 @@ async function waitingScale(
     const baselineServer = env.serverRssBytes();
     const statsAtStart = await env.emulator.stats();
     const n = opts.waiting;
+    // Visibility counts below look only at checkouts started from here on, not the warm-up's.
+    const startedAfter = new Date().toISOString();
     ctx.log(`starting ${n} checkouts that wait on 3-D Secure (task queue ${queue})`);
 
     const orderIdOf = (i: number): string => `${env.runId}-waiting-${i}`;
@@ -217,7 +219,7 @@ async function waitingScale(
     );
     ctx.clearProgress();
     if (started.failed > 0) throw new Error(`${started.failed} starts failed: ${started.firstFailure ?? ''}`);
-    const base = `WorkflowType = '${checkoutWorkflowType}' AND TaskQueue = '${queue}'`;
+    const base = `WorkflowType = '${checkoutWorkflowType}' AND TaskQueue = '${queue}' AND StartTime >= '${startedAfter}'`;
     const waitingFor = await waitForCount(
       env,
       `${base} AND CheckoutState = 'awaiting_customer_action'`,
@@ -294,7 +296,7 @@ async function waitingScale(
       authenticateMs: Math.round(authenticated.elapsedMs),
       allCompletedAfterAuthenticationMs: Math.round(allCompletedAfterAuthenticationMs),
       completed,
-      notCompleted: n - completed,
+      notCompleted: Math.max(0, n - completed),
       chargedExactlyOnce: exact,
     };
   } finally {
