@@ -1,21 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { type AddressInfo } from 'node:net';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import Stripe from 'stripe';
 import { type StripeEmulator, startStripeEmulator } from '../../src/stripe-emulator';
-
-const CHROMIUM_PATH = '/usr/bin/chromium';
-
-/** Chromium is a system package here: a missing browser is a setup problem, never a skip. */
-function requireChromium(): void {
-  if (!existsSync(CHROMIUM_PATH)) {
-    throw new Error(
-      `${CHROMIUM_PATH} is missing: the browser tests need Debian's chromium. Install it with \`bash scripts/setup.sh --browser\` (or \`apt-get update && apt-get install -y chromium\`).`,
-    );
-  }
-}
+import { launchChromium, requireChromium } from '../support/browser';
 
 describe('hosted checkout page in a real browser', function () {
   this.timeout(60_000);
@@ -41,10 +30,7 @@ describe('hosted checkout page in a real browser', function () {
     });
     await new Promise<void>((resolve) => shop.listen(0, '127.0.0.1', resolve));
     shopUrl = `http://127.0.0.1:${(shop.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
