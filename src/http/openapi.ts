@@ -279,6 +279,11 @@ export function openApiDocument(): Json {
             needsAttention: { type: 'object' },
             entitlement: { type: 'object' },
             audit: { type: 'array', items: { type: 'object' } },
+            stripeEvents: {
+              type: 'object',
+              description: 'Stripe webhook events received (once per event id) and redeliveries ignored.',
+              properties: { received: { type: 'integer' }, duplicates: { type: 'integer' } },
+            },
           },
         },
         CheckoutListEntry: {

@@ -32,7 +32,7 @@ import {
 import {
   CHECKOUT_STATES,
   WORKFLOW_ID_PREFIX,
-  paymentIntentChangedSignal,
+  stripeEventSignal,
   validateCancelRequest,
   validateCheckoutInput,
   validateResolveRequest,
@@ -357,9 +357,12 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
         return { received: true, eventId: event.id, signaled: false };
       }
       try {
-        await client.workflow
-          .getHandle(routed.workflowId)
-          .signal(paymentIntentChangedSignal, { paymentIntentId });
+        await client.workflow.getHandle(routed.workflowId).signal(stripeEventSignal, {
+          eventId: routed.eventId,
+          type: routed.type,
+          objectId: routed.objectId,
+          paymentIntentId,
+        });
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) {
           // The checkout ended (or never existed here): nothing left to wake.

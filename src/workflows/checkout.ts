@@ -22,8 +22,8 @@
  *   re-reads Stripe periodically and an operator may retry with a new card, recheck or abandon.
  * - same key, other parameters (`IdempotencyMismatch`): `needs_attention`, never compensated.
  * - a decline (402) is a result: `declined`, waiting `paymentRetryWindowMs` for `retryPayment`.
- * - `requires_action` / `processing`: wait, polling the PaymentIntent (a `paymentIntentChanged`
- *   signal wakes the wait early) until `paymentActionTimeoutMs`; then cancel it (keyed) so a late
+ * - `requires_action` / `processing`: wait, polling the PaymentIntent (a webhook's `stripeEvent`
+ *   signal wakes the wait early; it is deduplicated by event id and never acted on unread) until `paymentActionTimeoutMs`; then cancel it (keyed) so a late
  *   payment cannot land, read it once more and end `expired` unless it succeeded.
  * - a reset or continued run first searches Stripe by metadata for this checkout's PaymentIntents,
  *   adopting a succeeded or pending one instead of starting over; within 24 h the same keys would
@@ -57,14 +57,17 @@ import {
   cancelUpdate,
   checkoutWorkflowId,
   paymentIdempotencyKey,
+  SEEN_STRIPE_EVENTS_MAX,
   paymentIntentChangedSignal,
   resolveUpdate,
   retryPaymentUpdate,
   statusQuery,
+  stripeEventSignal,
   validateCancelRequest,
   validateCheckoutInput,
   validateResolveRequest,
   validateRetryPaymentRequest,
+  validateStripeEventNotice,
   type AuditEntry,
   type CancelRequest,
   type CheckoutInput,
@@ -79,6 +82,7 @@ import {
   type PaymentIntentSnapshot,
   type ResolveRequest,
   type RetryPaymentRequest,
+  type StripeEventNotice,
   type StripeWriteStep,
 } from './definitions';
 
@@ -184,6 +188,10 @@ class Checkout {
   private readonly keyFirstUsedAt = new Map<string, number>();
 
   private woken = false;
+  /** Recent Stripe event ids, oldest first, at most `SEEN_STRIPE_EVENTS_MAX`. */
+  private readonly seenStripeEvents: string[] = [];
+  private stripeEventsReceived = 0;
+  private stripeEventDuplicates = 0;
   private pendingRetry: RetryPaymentRequest | undefined;
   private pendingCancel: CancelRequest | undefined;
   private pendingResolve: ResolveRequest | undefined;
@@ -751,7 +759,32 @@ class Checkout {
       needsAttention: this.needsAttention,
       entitlement: this.entitlement,
       audit: [...this.audit],
+      stripeEvents: { received: this.stripeEventsReceived, duplicates: this.stripeEventDuplicates },
     };
+  }
+
+  /**
+   * A webhook event only wakes the wait: whatever it says, the flow reads the PaymentIntent back and
+   * moves forward only (a late `payment_failed` after `succeeded` changes nothing). A signal cannot
+   * be refused, so a malformed one is logged and dropped.
+   */
+  private onStripeEvent(notice: StripeEventNotice): void {
+    const valid = validateStripeEventNotice(notice);
+    if (!valid.ok) {
+      log.warn('ignored a malformed stripeEvent signal', { problems: valid.problems });
+      return;
+    }
+    const { eventId, type, objectId, paymentIntentId } = valid.value;
+    if (this.seenStripeEvents.includes(eventId)) {
+      this.stripeEventDuplicates += 1;
+      return;
+    }
+    this.seenStripeEvents.push(eventId);
+    if (this.seenStripeEvents.length > SEEN_STRIPE_EVENTS_MAX) this.seenStripeEvents.shift();
+    this.stripeEventsReceived += 1;
+    this.record('stripe', `stripe_event:${type}`, `${eventId} for ${objectId}`);
+    const pi = paymentIntentId ?? objectId;
+    if (this.paymentIntentIds.includes(pi)) this.woken = true;
   }
 
   private registerHandlers(): void {
@@ -759,6 +792,7 @@ class Checkout {
     setHandler(paymentIntentChangedSignal, ({ paymentIntentId }) => {
       if (this.paymentIntentIds.includes(paymentIntentId)) this.woken = true;
     });
+    setHandler(stripeEventSignal, (notice) => this.onStripeEvent(notice));
 
     setHandler(
       retryPaymentUpdate,

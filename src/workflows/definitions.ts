@@ -417,6 +417,8 @@ export interface CheckoutStatus {
   readonly entitlement: Entitlement | undefined;
   /** State changes and operator actions, oldest first, each with who, when and why. */
   readonly audit: readonly AuditEntry[];
+  /** Stripe events received (each id counted once) and deliveries ignored as already seen. */
+  readonly stripeEvents: { readonly received: number; readonly duplicates: number };
 }
 
 export type CheckoutResult =
@@ -510,8 +512,67 @@ export const retryPaymentUpdate = defineUpdate<CheckoutStatus, [RetryPaymentRequ
 export const cancelUpdate = defineUpdate<CheckoutStatus, [CancelRequest]>('cancel');
 export const resolveUpdate = defineUpdate<CheckoutStatus, [ResolveRequest]>('resolve');
 /**
- * Something (a webhook, issue 4) says a PaymentIntent changed: wake the wait and read it now. The
- * signal carries no authority; the workflow always reads Stripe itself.
+ * Something says a PaymentIntent changed: wake the wait and read it now. Superseded by
+ * `stripeEventSignal` (which the webhook intake sends); still handled for any sender that has not
+ * moved. The signal carries no authority; the workflow always reads Stripe itself.
  */
 export const paymentIntentChangedSignal =
   defineSignal<[{ readonly paymentIntentId: string }]>('paymentIntentChanged');
+
+/** A verified Stripe webhook event, as the intake hands it to the checkout it names. */
+export interface StripeEventNotice {
+  /** `evt_…`: Stripe delivers at least once, so the workflow ignores an id it has seen. */
+  readonly eventId: string;
+  /** `payment_intent.succeeded`, `charge.refunded`, … */
+  readonly type: string;
+  /** The id of the event's `data.object`. */
+  readonly objectId: string;
+  /** The PaymentIntent the object is or refers to, when it has one. */
+  readonly paymentIntentId?: string;
+}
+
+/** How many event ids a checkout remembers for deduplication (oldest forgotten first). */
+export const SEEN_STRIPE_EVENTS_MAX = 200;
+
+const EVENT_ID_RE = /^evt_[A-Za-z0-9_]{1,250}$/;
+const EVENT_TYPE_RE = /^[a-z_]+(\.[a-z_]+)+$/;
+const OBJECT_ID_RE = /^[A-Za-z0-9_]{1,255}$/;
+const PAYMENT_INTENT_ID_RE = /^pi_[A-Za-z0-9_]{1,250}$/;
+
+export function validateStripeEventNotice(input: unknown): Validation<StripeEventNotice> {
+  if (!isRecord(input)) return { ok: false, problems: ['notice: must be an object'] };
+  const problems: string[] = [];
+  for (const k of Object.keys(input)) {
+    if (!['eventId', 'type', 'objectId', 'paymentIntentId'].includes(k)) problems.push(`${k}: unknown field`);
+  }
+  checkString(problems, 'eventId', input.eventId, EVENT_ID_RE, 'a Stripe event id (evt_…)', 254);
+  checkString(
+    problems,
+    'type',
+    input.type,
+    EVENT_TYPE_RE,
+    'a Stripe event type such as "charge.refunded"',
+    100,
+  );
+  checkString(problems, 'objectId', input.objectId, OBJECT_ID_RE, 'a Stripe object id', 255);
+  if (input.paymentIntentId !== undefined) {
+    checkString(
+      problems,
+      'paymentIntentId',
+      input.paymentIntentId,
+      PAYMENT_INTENT_ID_RE,
+      'a PaymentIntent id (pi_…)',
+      253,
+    );
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as StripeEventNotice };
+}
+
+/**
+ * A Stripe webhook event for this checkout: recorded once per event id in the audit trail, then it
+ * only wakes the wait. The workflow reads the PaymentIntent back before acting and only moves
+ * forward, so a duplicate, a reordered or a late event (a `payment_failed` after `succeeded`)
+ * changes nothing.
+ */
+export const stripeEventSignal = defineSignal<[StripeEventNotice]>('stripeEvent');

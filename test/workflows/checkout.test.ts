@@ -10,11 +10,13 @@ import {
   startCheckout,
   waitForCheckoutResult,
 } from '../../src/client';
+import { startHttpIntake } from '../../src/http/server';
 import {
   FailureType,
   checkoutWorkflowId,
   checkoutWorkflowType,
   paymentIdempotencyKey,
+  stripeEventSignal,
 } from '../../src/workflows/definitions';
 import type { checkout } from '../../src/workflows/checkout';
 import {
@@ -439,6 +441,134 @@ describe('checkout workflow', function () {
     assert.equal(successfulCharges(h, input.orderId), 1);
     assert.equal(await provisionedCount(h, input.orderId), 1);
     await recordHistory(h, checkoutWorkflowId(input.orderId), 'three-d-secure');
+  });
+
+  it('records a Stripe event once and ignores a redelivery of the same event id', async function () {
+    const { input, taskQueue } = newOrder(h, this.test?.title ?? 'dup event', {
+      paymentMethodId: 'pm_card_threeDSecure2Required',
+    });
+    await h.withWorker(taskQueue, async () => {
+      const { handle } = await startCheckout(h.client, input, { taskQueue });
+      const waiting = await waitForStatus(h, input.orderId, inState('awaiting_customer_action'));
+      assert.ok(waiting.paymentIntentId);
+      const notice = {
+        eventId: 'evt_duplicated1',
+        type: 'payment_intent.requires_action',
+        objectId: waiting.paymentIntentId,
+        paymentIntentId: waiting.paymentIntentId,
+      };
+      await handle.signal(stripeEventSignal, notice);
+      await handle.signal(stripeEventSignal, notice);
+      await handle.signal(stripeEventSignal, notice);
+      const seen = await waitForStatus(h, input.orderId, (s) => s.stripeEvents.duplicates === 2);
+      assert.deepEqual(seen.stripeEvents, { received: 1, duplicates: 2 });
+      const entries = seen.audit.filter((a) => a.reason.startsWith('evt_duplicated1 '));
+      assert.equal(entries.length, 1);
+      assert.equal(entries[0]?.actor, 'stripe');
+      assert.equal(entries[0]?.action, 'stripe_event:payment_intent.requires_action');
+      assert.equal(seen.state, 'awaiting_customer_action');
+      h.emulator.control.authenticate(waiting.paymentIntentId, 'succeed');
+      assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+    });
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
+  it('stays paid with one charge when a late payment_failed arrives after the payment succeeded', async function () {
+    const { input, taskQueue } = newOrder(h, this.test?.title ?? 'late failed', {
+      paymentMethodId: 'pm_card_threeDSecure2Required',
+      // Only the signal can wake the wait before the deadline: the poll would be an hour away.
+      options: {
+        ...FAST_OPTIONS,
+        paymentPollIntervalMs: 60 * 60 * 1000,
+        paymentActionTimeoutMs: 2 * 60 * 60 * 1000,
+      },
+    });
+    const result = await h.withWorker(taskQueue, async () => {
+      const { handle } = await startCheckout(h.client, input, { taskQueue });
+      const waiting = await waitForStatus(h, input.orderId, inState('awaiting_customer_action'));
+      const pi = waiting.paymentIntentId;
+      assert.ok(pi);
+      h.emulator.control.authenticate(pi, 'succeed');
+      await handle.signal(stripeEventSignal, {
+        eventId: 'evt_latefailure1',
+        type: 'payment_intent.payment_failed',
+        objectId: pi,
+        paymentIntentId: pi,
+      });
+      return waitForCheckoutResult(h.client, input.orderId);
+    });
+    assert.equal(result.outcome, 'completed');
+    const status = await h.withWorker(taskQueue, () => getCheckoutStatus(h.client, input.orderId));
+    assert.ok(status.audit.some((a) => a.action === 'stripe_event:payment_intent.payment_failed'));
+    assert.equal(status.decline, undefined);
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
+  it('charges once and provisions once through 3-D Secure while the webhooks arrive duplicated, reordered and delayed', async function () {
+    const { input, taskQueue } = newOrder(h, this.test?.title ?? 'noisy webhooks', {
+      paymentMethodId: 'pm_card_threeDSecure2Required',
+      options: {
+        ...FAST_OPTIONS,
+        paymentPollIntervalMs: 60 * 60 * 1000,
+        paymentActionTimeoutMs: 2 * 60 * 60 * 1000,
+      },
+    });
+    const secret = 'whsec_noisyWebhooksForCheckout';
+    const intake = await startHttpIntake({
+      client: h.client,
+      taskQueue,
+      webhookSecrets: [secret],
+      host: '127.0.0.1',
+      port: 0,
+    });
+    const control = `http://${h.emulator.host}:${h.emulator.port}/_emulator`;
+    const registered = await fetch(`${control}/webhook_endpoints`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        url: `${intake.url}/webhooks/stripe`,
+        secret,
+        duplicate: 1,
+        reorder: true,
+        reorder_window_ms: 100,
+        delay_ms: 150,
+        retry_base_delay_ms: 50,
+      }),
+    });
+    assert.equal(registered.status, 200, await registered.clone().text());
+    const endpoint = (await registered.json()) as { id: string };
+    try {
+      const result = await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        const waiting = await waitForStatus(h, input.orderId, inState('awaiting_customer_action'));
+        assert.ok(waiting.paymentIntentId);
+        // Both copies of the requires_action event reach the workflow before the customer acts.
+        await waitForStatus(h, input.orderId, (s) => s.stripeEvents.duplicates >= 1, 60_000);
+        h.emulator.control.authenticate(waiting.paymentIntentId, 'succeed');
+        // The hour-long poll cannot finish this: only a webhook-driven read of the PaymentIntent can.
+        return waitForCheckoutResult(h.client, input.orderId);
+      });
+      assert.equal(result.outcome, 'completed');
+      const status = await h.withWorker(taskQueue, () => getCheckoutStatus(h.client, input.orderId));
+      const eventIds = status.audit.filter((a) => a.actor === 'stripe').map((a) => a.reason.split(' ')[0]);
+      assert.equal(new Set(eventIds).size, eventIds.length, 'each event id is recorded once');
+      assert.equal(status.stripeEvents.received, eventIds.length);
+      const deliveries = (await (
+        await fetch(`${control}/webhook_deliveries?endpoint=${endpoint.id}`)
+      ).json()) as { data: { copy: number }[] };
+      assert.ok(
+        deliveries.data.some((d) => d.copy === 2),
+        'the emulator delivered duplicates',
+      );
+      assert.equal(successfulCharges(h, input.orderId), 1);
+      assert.equal(paymentIntentsFor(h, input.orderId).length, 1);
+      assert.equal(await provisionedCount(h, input.orderId), 1);
+    } finally {
+      await fetch(`${control}/webhook_endpoints/${endpoint.id}`, { method: 'DELETE' });
+      await intake.close();
+    }
   });
 
   it('cancels the PaymentIntent at the payment deadline so a late authentication cannot charge', async function () {
