@@ -188,6 +188,8 @@ class Checkout {
   private readonly keyFirstUsedAt = new Map<string, number>();
 
   private woken = false;
+  /** True while a declined checkout still waits for a new card, so a cancel can still be taken. */
+  private awaitingRetry = false;
   /** Recent Stripe event ids, oldest first, at most `SEEN_STRIPE_EVENTS_MAX`. */
   private readonly seenStripeEvents: string[] = [];
   private stripeEventsReceived = 0;
@@ -440,10 +442,15 @@ class Checkout {
 
   /** A decline waits for a new card (`retryPayment`) or a cancel, then ends declined. */
   private async afterDecline(): Promise<Outcome | undefined> {
-    await condition(
-      () => this.pendingRetry !== undefined || this.pendingCancel !== undefined,
-      this.opts.paymentRetryWindowMs,
-    );
+    this.awaitingRetry = true;
+    try {
+      await condition(
+        () => this.pendingRetry !== undefined || this.pendingCancel !== undefined,
+        this.opts.paymentRetryWindowMs,
+      );
+    } finally {
+      this.awaitingRetry = false;
+    }
     if (this.pendingCancel) return this.cancelUnpaid();
     if (this.takeRetry()) return undefined;
     return 'declined';
@@ -830,7 +837,9 @@ class Checkout {
           rejectInvalid(validateCancelRequest(request));
           if (MONEY_TAKEN_STATES.includes(this.state))
             throw new Error('the payment succeeded: refund instead');
-          if (TERMINAL_STATES.includes(this.state))
+          // `declined` is terminal only once the retry window is over; inside it nothing is charged.
+          const waitingAfterDecline = this.state === 'declined' && this.awaitingRetry;
+          if (TERMINAL_STATES.includes(this.state) && !waitingAfterDecline)
             throw new Error(`the checkout already ended (${this.state})`);
           if (this.pendingCancel) throw new Error('a cancel is already pending');
         },

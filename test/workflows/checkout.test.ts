@@ -156,6 +156,32 @@ describe('checkout workflow', function () {
     await recordHistory(h, checkoutWorkflowId(input.orderId), 'declined');
   });
 
+  it('cancels a declined checkout during its retry window: it ends canceled with no charge', async function () {
+    const { input, taskQueue } = newOrder(h, this.test?.title ?? 'cancel declined', {
+      paymentMethodId: 'pm_card_chargeDeclined',
+      options: { ...FAST_OPTIONS, paymentRetryWindowMs: 120_000 },
+    });
+    const result = await h.withWorker(taskQueue, async () => {
+      await startCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, inState('declined'));
+      const status = await cancelCheckout(h.client, input.orderId, {
+        actor: 'customer:web',
+        reason: 'gave up after the decline',
+      });
+      assert.equal(status.state, 'canceled');
+      assert.ok(status.audit.some((a) => a.actor === 'customer:web' && a.action === 'request:cancel'));
+      return waitForCheckoutResult(h.client, input.orderId);
+    });
+    assert.equal(result.outcome, 'canceled');
+    if (result.outcome === 'canceled') {
+      assert.equal(result.actor, 'customer:web');
+      assert.equal(result.reason, 'gave up after the decline');
+    }
+    assert.equal(paymentIntentsFor(h, input.orderId)[0]?.status, 'canceled');
+    assert.equal(successfulCharges(h, input.orderId), 0);
+    assert.equal(await provisionedCount(h, input.orderId), 0);
+  });
+
   it('charges exactly once when a declined card is replaced through retryPayment', async function () {
     const { input, taskQueue } = newOrder(h, this.test?.title ?? 'retry', {
       paymentMethodId: 'pm_card_chargeDeclined',
