@@ -6,15 +6,35 @@
  * every `Provisioner` must take effect at most once per checkout and return the existing
  * entitlement on a repeat. The default keeps entitlements in SQLite with uniqueness on the workflow
  * id and on the order id, so the database, not a read-then-write race, enforces "once".
+ *
+ * Refunds are recorded here too, so "provisioned iff paid and not refunded" can be read from one
+ * place: each refund is stored once by its Stripe refund id (a repeated activity changes nothing),
+ * and a refund that leaves nothing paid revokes the entitlement. A revoked entitlement stays in the
+ * table with `revokedAt` set; it is never granted again.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Entitlement, ProvisionRequest } from '../workflows/definitions';
 
+/** A refund Stripe has made for a checkout, as the provisioning store records it. */
+export interface RefundRecordRequest {
+  readonly workflowId: string;
+  /** Stripe's refund id (`re_…`): a refund is recorded once, however often it is reported. */
+  readonly refundId: string;
+  readonly amount: number;
+  /** True when this refund leaves nothing of the payment: the entitlement is revoked. */
+  readonly full: boolean;
+}
+
 export interface Provisioner {
   /** Grants the entitlement once; a repeat returns the entitlement granted the first time. */
   provision(request: ProvisionRequest): Promise<Entitlement>;
+  /**
+   * Records a refund once per refund id; a full refund revokes the entitlement (once: a repeat keeps
+   * the first `revokedAt`). Returns the entitlement as it now stands, undefined if none was granted.
+   */
+  recordRefund(refund: RefundRecordRequest): Promise<Entitlement | undefined>;
   get(workflowId: string): Promise<Entitlement | undefined>;
   list(): Promise<readonly Entitlement[]>;
   close(): Promise<void>;
@@ -28,6 +48,7 @@ interface Row {
   sku: string;
   quantity: number;
   created_at: string;
+  revoked_at: string | null;
 }
 
 function toEntitlement(r: Row): Entitlement {
@@ -39,6 +60,7 @@ function toEntitlement(r: Row): Entitlement {
     sku: r.sku,
     quantity: r.quantity,
     createdAt: r.created_at,
+    ...(r.revoked_at === null ? {} : { revokedAt: r.revoked_at }),
   };
 }
 
@@ -61,7 +83,53 @@ export class SqliteProvisioner implements Provisioner {
         sku               TEXT NOT NULL,
         quantity          INTEGER NOT NULL CHECK (quantity > 0),
         created_at        TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS refunds (
+        refund_id   TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        amount      INTEGER NOT NULL CHECK (amount > 0),
+        full_refund INTEGER NOT NULL,
+        recorded_at TEXT NOT NULL
       )`);
+    // Files written before refunds existed lack the column; add it in place.
+    const columns = this.db.prepare('PRAGMA table_info(entitlements)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'revoked_at')) {
+      this.db.exec('ALTER TABLE entitlements ADD COLUMN revoked_at TEXT');
+    }
+  }
+
+  recordRefund(refund: RefundRecordRequest): Promise<Entitlement | undefined> {
+    const record = this.db.transaction((r: RefundRecordRequest): Row | undefined => {
+      const now = new Date().toISOString();
+      this.db
+        .prepare(
+          `INSERT INTO refunds (refund_id, workflow_id, amount, full_refund, recorded_at)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+        )
+        .run(r.refundId, r.workflowId, r.amount, r.full ? 1 : 0, now);
+      if (r.full) {
+        this.db
+          .prepare('UPDATE entitlements SET revoked_at = ? WHERE workflow_id = ? AND revoked_at IS NULL')
+          .run(now, r.workflowId);
+      }
+      return this.db.prepare('SELECT * FROM entitlements WHERE workflow_id = ?').get(r.workflowId) as
+        Row | undefined;
+    });
+    const row = record.immediate(refund);
+    return Promise.resolve(row ? toEntitlement(row) : undefined);
+  }
+
+  /** Refund ids recorded for a checkout, oldest first. */
+  refunds(workflowId: string): Promise<readonly { refundId: string; amount: number; full: boolean }[]> {
+    const rows = this.db
+      .prepare(
+        'SELECT refund_id, amount, full_refund FROM refunds WHERE workflow_id = ? ORDER BY recorded_at, rowid',
+      )
+      .all(workflowId) as { refund_id: string; amount: number; full_refund: number }[];
+    return Promise.resolve(
+      rows.map((r) => ({ refundId: r.refund_id, amount: r.amount, full: r.full_refund === 1 })),
+    );
   }
 
   provision(request: ProvisionRequest): Promise<Entitlement> {

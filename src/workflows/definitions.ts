@@ -347,6 +347,8 @@ export interface Entitlement {
   readonly sku: string;
   readonly quantity: number;
   readonly createdAt: string;
+  /** Set once a refund left nothing of the payment; the entitlement no longer grants anything. */
+  readonly revokedAt?: string;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { SqliteProvisioner } from '../../src/provisioning';
 
 describe('SqliteProvisioner', () => {
@@ -39,6 +40,79 @@ describe('SqliteProvisioner', () => {
     assert.equal((await a.list()).length, 1);
     await a.close();
     await b.close();
+  });
+
+  it('records each refund once and revokes the entitlement once on a full refund', async () => {
+    const p = new SqliteProvisioner(':memory:');
+    await p.provision(request);
+    const partial = await p.recordRefund({
+      workflowId: request.workflowId,
+      refundId: 're_1',
+      amount: 100,
+      full: false,
+    });
+    assert.equal(partial?.revokedAt, undefined);
+    const again = await p.recordRefund({
+      workflowId: request.workflowId,
+      refundId: 're_1',
+      amount: 100,
+      full: false,
+    });
+    assert.deepEqual(again, partial);
+    const full = await p.recordRefund({
+      workflowId: request.workflowId,
+      refundId: 're_2',
+      amount: 4_100,
+      full: true,
+    });
+    assert.ok(full?.revokedAt);
+    const repeat = await p.recordRefund({
+      workflowId: request.workflowId,
+      refundId: 're_2',
+      amount: 4_100,
+      full: true,
+    });
+    assert.equal(repeat?.revokedAt, full.revokedAt);
+    assert.deepEqual(await p.refunds(request.workflowId), [
+      { refundId: 're_1', amount: 100, full: false },
+      { refundId: 're_2', amount: 4_100, full: true },
+    ]);
+    assert.equal((await p.get(request.workflowId))?.revokedAt, full.revokedAt);
+    // A repeated provision activity after the refund does not grant again.
+    assert.equal((await p.provision(request)).revokedAt, full.revokedAt);
+    assert.equal((await p.list()).length, 1);
+    await p.close();
+  });
+
+  it('records a refund for a checkout that was never provisioned without granting anything', async () => {
+    const p = new SqliteProvisioner(':memory:');
+    assert.equal(
+      await p.recordRefund({ workflowId: 'checkout-none', refundId: 're_9', amount: 5, full: true }),
+      undefined,
+    );
+    assert.equal((await p.list()).length, 0);
+    assert.equal((await p.refunds('checkout-none')).length, 1);
+    await p.close();
+  });
+
+  it('adds the revocation column to a file written before refunds existed', async () => {
+    const file = path.join(dir, 'old.sqlite');
+    const old = new Database(file);
+    old.exec(`CREATE TABLE entitlements (
+      entitlement_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL UNIQUE,
+      payment_intent_id TEXT NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL CHECK (quantity > 0),
+      created_at TEXT NOT NULL)`);
+    old.close();
+    const p = new SqliteProvisioner(file);
+    await p.provision(request);
+    const revoked = await p.recordRefund({
+      workflowId: request.workflowId,
+      refundId: 're_1',
+      amount: 1,
+      full: true,
+    });
+    assert.ok(revoked?.revokedAt);
+    await p.close();
   });
 
   it('refuses a second workflow id for an order that is already provisioned', async () => {
