@@ -22,11 +22,13 @@ import {
   type ConfirmOutcome,
   type ConfirmPaymentIntentParams,
   type CreatePaymentIntentParams,
+  type CreateRefundParams,
   type Entitlement,
   type PaymentIntentSearchResult,
   type PaymentIntentSnapshot,
   type PaymentIntentStatus,
   type ProvisionRequest,
+  type RefundSnapshot,
 } from '../workflows/definitions';
 
 export interface ActivityDependencies {
@@ -48,6 +50,11 @@ export interface ConfirmPaymentIntentInput {
 export interface CancelPaymentIntentInput {
   readonly idempotencyKey: string;
   readonly paymentIntentId: string;
+}
+
+export interface CreateRefundInput {
+  readonly idempotencyKey: string;
+  readonly params: CreateRefundParams;
 }
 
 export function snapshotOf(pi: Stripe.PaymentIntent): PaymentIntentSnapshot {
@@ -205,6 +212,35 @@ export function createActivities(deps: ActivityDependencies) {
         throw toActivityFailure(err);
       }
       return { paymentIntents: found };
+    },
+
+    /**
+     * Refunds (part of) a PaymentIntent under the workflow's key: a retry after a lost response
+     * replays the stored refund instead of refunding again. Errors go through the same table as
+     * every other write; an over-refund is Stripe's `charge_already_refunded` (400, not retried).
+     */
+    async createRefund(input: CreateRefundInput): Promise<RefundSnapshot> {
+      try {
+        const refund = await stripe.refunds.create(
+          {
+            payment_intent: input.params.payment_intent,
+            amount: input.params.amount,
+            metadata: { ...input.params.metadata },
+          },
+          { idempotencyKey: input.idempotencyKey },
+        );
+        return {
+          id: refund.id,
+          paymentIntentId:
+            typeof refund.payment_intent === 'string'
+              ? refund.payment_intent
+              : (refund.payment_intent?.id ?? input.params.payment_intent),
+          amount: refund.amount,
+          status: refund.status ?? 'unknown',
+        };
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
     },
 
     /** Grants what was bought. Idempotent: a repeat returns the first entitlement. */

@@ -506,6 +506,54 @@ export function validateResolveRequest(input: unknown): Validation<ResolveReques
   return { ok: true, value: input as unknown as ResolveRequest };
 }
 
+export interface RefundRequest {
+  /** Minor units; omitted means everything not yet refunded. */
+  readonly amount?: number;
+  readonly actor: string;
+  readonly reason: string;
+}
+
+/** Structural checks of a refund request; the workflow adds what only it knows (amount left). */
+export function validateRefundRequest(input: unknown): Validation<RefundRequest> {
+  if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
+  const problems: string[] = [];
+  for (const k of Object.keys(input)) {
+    if (k !== 'amount' && k !== 'actor' && k !== 'reason') problems.push(`${k}: unknown field`);
+  }
+  if (input.amount !== undefined) checkInt(problems, 'amount', input.amount, 1, AMOUNT_MAX);
+  checkActorReason(problems, input);
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as RefundRequest };
+}
+
+/**
+ * `<workflow id>/refund/r<n>`, n counting deliberate refund requests from 1: an activity retry or a
+ * replay reuses the key, only a new request from an operator gets a new one.
+ */
+export function refundIdempotencyKey(workflowId: string, request: number): string {
+  return `${workflowId}/refund/r${request}`;
+}
+
+/** Metadata on every refund, so it can be found by order and checkout. */
+export interface RefundMetadata {
+  readonly order_id: string;
+  readonly checkout_workflow_id: string;
+  readonly refund_request: string;
+}
+
+export interface CreateRefundParams {
+  readonly payment_intent: string;
+  readonly amount: number;
+  readonly metadata: RefundMetadata;
+}
+
+export interface RefundSnapshot {
+  readonly id: string;
+  readonly paymentIntentId: string;
+  readonly amount: number;
+  readonly status: string;
+}
+
 export const checkoutWorkflowType = 'checkout';
 
 export const statusQuery = defineQuery<CheckoutStatus>('status');
