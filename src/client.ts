@@ -150,7 +150,7 @@ export async function startCheckout(
       staticSummary: `Checkout for order ${checked.orderId}: ${checked.amount} ${checked.currency}`,
       staticDetails:
         `Charges at most once (PaymentIntent created, then confirmed by id, keys ` +
-        `${workflowId}/payment/g<n>/<step>) and provisions ${checked.provision.quantity} x ` +
+        `\`${workflowId}/payment/g{n}/{step}\`) and provisions ${checked.provision.quantity} x ` +
         `${checked.provision.sku} only after Stripe shows it succeeded.`,
     });
   } catch (err) {
