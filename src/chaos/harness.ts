@@ -575,11 +575,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const snapshot: ChaosSnapshot = {
       orderIds: schedule.orders.map((o) => o.orderId),
       ledger,
-      entitlements: entitlements.map((e) => ({
-        workflowId: e.workflowId,
-        orderId: e.orderId,
-        paymentIntentId: e.paymentIntentId,
-      })),
+      // A refund that leaves nothing paid revokes the entitlement: revoked is not provisioned.
+      entitlements: entitlements
+        .filter((e) => e.revokedAt === undefined)
+        .map((e) => ({
+          workflowId: e.workflowId,
+          orderId: e.orderId,
+          paymentIntentId: e.paymentIntentId,
+        })),
       workflows,
       ...(unsettled.size > 0 ? { deadlineExceeded: { deadlineMs, unsettled: [...unsettled] } } : {}),
     };
