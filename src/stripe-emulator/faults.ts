@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { type FormParams } from './router';
+import { mulberry32 } from './prng';
 
 export const FAULT_KINDS = [
   'lose_response_after_commit',
@@ -152,16 +153,4 @@ function matches(rule: FaultRule, candidate: FaultCandidate): boolean {
 
 function patternMatches(pattern: string, value: string): boolean {
   return pattern.endsWith('*') ? value.startsWith(pattern.slice(0, -1)) : pattern === value;
-}
-
-/** A small seeded PRNG: reproducible sequences in [0, 1) per rule. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -28,6 +28,7 @@ import https from 'node:https';
 import qs from 'qs';
 import { z } from 'zod';
 import { type RawRequest, type RawResponse, type RawRoute } from './router';
+import { mulberry32 } from './prng';
 
 /** The part of an emulator event that delivery needs; the whole event is serialized as the body. */
 export interface WebhookEvent {
@@ -505,18 +506,6 @@ function randomId(length: number): string {
   let id = '';
   for (const byte of bytes) id += ALPHANUMERIC[byte % ALPHANUMERIC.length];
   return id;
-}
-
-/** A small seeded generator (mulberry32): the same seed gives the same sequence on every run. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Fisher-Yates with the endpoint's generator; a batch of two or more never stays in order, so a

@@ -15,6 +15,7 @@ import {
   rawRequest,
   type RawResponse,
 } from './target';
+import { mulberry32 } from '../../src/stripe-emulator/prng';
 
 const FORM = { Authorization: `Bearer ${EMULATOR_KEY}`, 'Content-Type': 'application/x-www-form-urlencoded' };
 
@@ -27,18 +28,6 @@ function errorOf(response: RawResponse): ErrorShape['error'] {
   assert.equal(typeof parsed.error.type, 'string', response.body);
   assert.equal(typeof parsed.error.message, 'string', response.body);
   return parsed.error;
-}
-
-/** The seeded generator the fuzz run draws from, so a failure reproduces. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('Stripe emulator bad input', function () {
