@@ -16,7 +16,6 @@ import {
 } from './support';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
 interface WorkerProcess {
   readonly child: ChildProcess;
@@ -24,9 +23,13 @@ interface WorkerProcess {
   output(): string;
 }
 
-/** `tsx src/worker.ts` as its own process, configured only through its environment. */
+/**
+ * `src/worker.ts` as its own process, configured only through its environment. Node runs it with
+ * tsx's loader in the same process (`--import tsx`), not through the `tsx` CLI, whose wrapper process
+ * would take the SIGKILL while the real worker went on polling.
+ */
 async function spawnWorker(h: CheckoutHarness, taskQueue: string): Promise<WorkerProcess> {
-  const child = spawn(TSX, [path.join(ROOT, 'src', 'worker.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'worker.ts')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
