@@ -19,9 +19,9 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import qs from 'qs';
 import Stripe from 'stripe';
+import { startEmulatorThread } from './emulator-thread';
 
 const API_KEY = 'sk_test_bench';
 const CREATE_PARAMS = {
@@ -110,43 +110,13 @@ function parseOptions(argv: readonly string[]): BenchOptions {
   };
 }
 
-/** Starts the emulator on a worker thread (its own event loop and core) and returns its URL. */
-async function startOnWorker(): Promise<Target> {
-  const emulatorModule = require.resolve('../src/stripe-emulator');
-  const source = `
-    require('tsx/cjs/api').register();
-    const { parentPort } = require('node:worker_threads');
-    const { startStripeEmulator } = require(${JSON.stringify(emulatorModule)});
-    startStripeEmulator({ quiet: true }).then((emulator) => {
-      parentPort.on('message', (message) => {
-        if (message === 'stop') emulator.stop().then(() => parentPort.postMessage({ stopped: true }));
-      });
-      parentPort.postMessage({ url: emulator.url });
-    }, (error) => parentPort.postMessage({ error: String(error) }));
-  `;
-  const worker = new Worker(source, { eval: true });
-  const url = await new Promise<string>((resolve, reject) => {
-    worker.once('message', (message: { url?: string; error?: string }) =>
-      message.url === undefined
-        ? reject(new Error(message.error ?? 'the emulator did not start'))
-        : resolve(message.url),
-    );
-    worker.once('error', reject);
-  });
-  return {
-    url: new URL(url),
-    stop: async () => {
-      const stopped = new Promise<void>((resolve) => worker.once('message', () => resolve()));
-      worker.postMessage('stop');
-      await stopped;
-      await worker.terminate();
-    },
-  };
-}
-
 async function startTarget(options: BenchOptions): Promise<Target> {
   if (options.url !== undefined) return { url: new URL(options.url), stop: () => Promise.resolve() };
-  if (!options.sameThread) return startOnWorker();
+  if (!options.sameThread) {
+    // On a worker thread: the emulator gets its own event loop and core, the clients the other.
+    const thread = await startEmulatorThread();
+    return { url: thread.url, stop: () => thread.stop() };
+  }
   const { startStripeEmulator } = await import('../src/stripe-emulator');
   const emulator = await startStripeEmulator({ quiet: true });
   return { url: new URL(emulator.url), stop: () => emulator.stop() };
