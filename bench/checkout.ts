@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- [--quick] [--scale] [--out results.json] [--checkouts N] [--concurrency 1,10,100,500]
- *  [--warmup N] [--workflow-slots 20] [--activity-slots 20] [--waiting 10000] [--waiting-poll-ms N]`
+ *  [--warmup N] [--workflow-slots 20] [--activity-slots 20] [--waiting 10000] [--waiting-poll-ms N]
+ *  [--waiting-timeout-ms N]`
  *
  * The checkout benchmark (issue 6). In one process tree and one run, on one pinned Temporal dev
  * server (in memory) and one local Stripe server (a worker thread of this process), it runs at each
@@ -96,7 +97,7 @@ export const QUICK_LEVELS: readonly Level[] = [
 
 const USAGE =
   'usage: npm run bench -- [--quick] [--scale] [--out FILE] [--checkouts N] [--concurrency 1,10,100,500] ' +
-  '[--modes floor,checkout,direct] [--warmup N] [--workflow-slots N] [--activity-slots N] [--waiting N] [--waiting-poll-ms N]';
+  '[--modes floor,checkout,direct] [--warmup N] [--workflow-slots N] [--activity-slots N] [--waiting N] [--waiting-poll-ms N] [--waiting-timeout-ms N]';
 
 function positive(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -122,6 +123,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       'activity-slots': { type: 'string' },
       waiting: { type: 'string' },
       'waiting-poll-ms': { type: 'string' },
+      'waiting-timeout-ms': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -168,6 +170,10 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
           values['waiting-poll-ms'] === undefined
             ? undefined
             : positive('waiting-poll-ms', values['waiting-poll-ms'], 0),
+        waitingTimeoutMs:
+          values['waiting-timeout-ms'] === undefined
+            ? undefined
+            : positive('waiting-timeout-ms', values['waiting-timeout-ms'], 0),
         workersConcurrency: 100,
         workersCheckouts: quick ? 300 : 600,
       }
