@@ -2,6 +2,11 @@
  * Refunds against a PaymentIntent's succeeded charge (or the charge directly): full or partial,
  * with `reason` and `metadata`. Asking for more than is left unrefunded, or refunding a fully
  * refunded charge, is `charge_already_refunded`, as the contract states.
+ *
+ * `GET /v1/refunds` lists them as Stripe does: newest first, filtered by `payment_intent` or
+ * `charge`, `limit` 1..100 (default 10), paged with `starting_after` or `ending_before` (a refund id;
+ * an unknown one is `resource_missing`), and `created` as a timestamp or a `gt`/`gte`/`lt`/`lte` range.
+ * The list is read from the same state as creation, so it is never stale (unlike search).
  */
 import { type ChargeObject, type Charges } from './charges';
 import { type Clock } from './clock';
@@ -34,6 +39,20 @@ export interface LedgerRefund {
   readonly amount: number;
   readonly status: string;
   readonly metadata: Metadata;
+}
+
+export interface RefundListOptions {
+  readonly paymentIntent?: string;
+  readonly charge?: string;
+  readonly limit?: number;
+  readonly startingAfter?: string;
+  readonly endingBefore?: string;
+  readonly created?: (createdAt: number) => boolean;
+}
+
+export interface RefundListPage {
+  readonly data: RefundObject[];
+  readonly has_more: boolean;
 }
 
 export class Refunds {
@@ -110,6 +129,39 @@ export class Refunds {
     const refund = this.refunds.get(id);
     if (!refund) throw resourceMissing('refund', id, 'id');
     return refund;
+  }
+
+  /** Newest first, as Stripe lists; refunds created in the same second keep creation order. */
+  list(options: RefundListOptions = {}): RefundListPage {
+    const limit = options.limit ?? 10;
+    const all = [...this.refunds.values()].reverse();
+    const matches = (r: RefundObject): boolean =>
+      (options.paymentIntent === undefined || r.payment_intent === options.paymentIntent) &&
+      (options.charge === undefined || r.charge === options.charge) &&
+      (options.created === undefined || options.created(r.created));
+    if (options.endingBefore !== undefined) {
+      // The page just before the cursor (newer refunds), still newest first.
+      const at = this.cursor(all, options.endingBefore, 'ending_before');
+      const newer = all.slice(0, at).filter(matches);
+      return { data: newer.slice(-limit), has_more: newer.length > limit };
+    }
+    const from =
+      options.startingAfter === undefined ? 0 : this.cursor(all, options.startingAfter, 'starting_after') + 1;
+    const older = all.slice(from).filter(matches);
+    return { data: older.slice(0, limit), has_more: older.length > limit };
+  }
+
+  /** A cursor's position in time; a refund id Stripe does not know is `resource_missing`. */
+  private cursor(all: readonly RefundObject[], id: string, param: string): number {
+    const at = all.findIndex((r) => r.id === id);
+    if (at < 0) {
+      throw new StripeApiError(400, 'invalid_request_error', `No such refund: '${id}'`, {
+        code: 'resource_missing',
+        param,
+        storable: false,
+      });
+    }
+    return at;
   }
 
   ledger(): LedgerRefund[] {
