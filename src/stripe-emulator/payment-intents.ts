@@ -1,6 +1,6 @@
 /**
- * PaymentIntents: create (optionally confirming at once), confirm, retrieve, cancel, capture and
- * search, with the state machine Stripe documents:
+ * PaymentIntents: create (optionally confirming at once), confirm, retrieve, cancel, capture, list
+ * and search, with the state machine Stripe documents:
  *
  *   requires_payment_method → requires_confirmation → (confirm)
  *     → succeeded | requires_capture (manual capture) | requires_action (3-D Secure)
@@ -116,6 +116,19 @@ export interface LedgerPaymentIntent {
   readonly successful_charges: number;
   readonly amount_refunded: number;
   readonly created: number;
+}
+
+export interface PaymentIntentListOptions {
+  readonly customer?: string;
+  readonly limit?: number;
+  readonly startingAfter?: string;
+  readonly endingBefore?: string;
+  readonly created?: (createdAt: number) => boolean;
+}
+
+export interface PaymentIntentListPage {
+  readonly data: PaymentIntentObject[];
+  readonly has_more: boolean;
 }
 
 export interface SearchResult {
@@ -488,6 +501,44 @@ export class PaymentIntents {
       const record = this.records.get(id);
       if (record && record.object.status === 'processing') this.finishSettlement(record, pending.succeed);
     }
+  }
+
+  /**
+   * `GET /v1/payment_intents`: newest first, filtered by `customer` and `created`, paged with
+   * `starting_after` / `ending_before`. Unlike search, a list sees every PaymentIntent at once
+   * (Stripe's list endpoints read the primary store), so it is the read a reconciler relies on.
+   */
+  list(options: PaymentIntentListOptions = {}): PaymentIntentListPage {
+    const limit = options.limit ?? 10;
+    // Records are kept in creation order and the clock only moves forward: reversed is newest first.
+    const all = [...this.records.values()].map((r) => r.object).reverse();
+    const matches = (pi: PaymentIntentObject): boolean =>
+      (options.customer === undefined || pi.customer === options.customer) &&
+      (options.created === undefined || options.created(pi.created));
+    if (options.endingBefore !== undefined) {
+      const at = this.listCursor(all, options.endingBefore, 'ending_before');
+      const newer = all.slice(0, at).filter(matches);
+      return { data: newer.slice(-limit), has_more: newer.length > limit };
+    }
+    const from =
+      options.startingAfter === undefined
+        ? 0
+        : this.listCursor(all, options.startingAfter, 'starting_after') + 1;
+    const older = all.slice(from).filter(matches);
+    return { data: older.slice(0, limit), has_more: older.length > limit };
+  }
+
+  /** A cursor's position; a PaymentIntent id Stripe does not know is `resource_missing`. */
+  private listCursor(all: readonly PaymentIntentObject[], id: string, param: string): number {
+    const at = all.findIndex((pi) => pi.id === id);
+    if (at < 0) {
+      throw new StripeApiError(400, 'invalid_request_error', `No such payment_intent: '${id}'`, {
+        code: 'resource_missing',
+        param,
+        storable: false,
+      });
+    }
+    return at;
   }
 
   /**
