@@ -8,10 +8,22 @@
  * non-zero. A worker killed outright (SIGKILL) loses nothing: Temporal times the activity out and
  * retries it elsewhere with the same idempotency key.
  *
+ * Temporal need not be up first: the first connection is retried with capped exponential backoff
+ * for `TEMPORAL_CONNECT_TIMEOUT_MS` (each failed attempt logged with its cause), so workers started
+ * alongside the server, or while it restarts, come up on their own. SIGINT/SIGTERM while waiting
+ * stops the process with exit code 0.
+ *
  * Run it as `tsx src/worker.ts`; configuration comes from `src/config` (TEMPORAL_ADDRESS,
  * TEMPORAL_TASK_QUEUE, STRIPE_SECRET_KEY, STRIPE_API_BASE, PROVISIONING_SQLITE_PATH, ...).
  */
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  NativeConnection,
+  Worker,
+  bundleWorkflowCode,
+  type NativeConnectionOptions,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import type Stripe from 'stripe';
 import { createActivities } from './activities';
 import { loadConfig, redactConfig, type AppConfig } from './config';
@@ -60,26 +72,149 @@ export async function createCheckoutWorker(options: CheckoutWorkerOptions): Prom
   });
 }
 
-/** Connects the worker's native connection from validated config (envconfig when external). */
-export async function connectWorker(config: AppConfig): Promise<NativeConnection> {
-  if (config.temporal.mode === 'external' && config.temporal.connect) {
-    return NativeConnection.connect(config.temporal.connect.connectionOptions);
+/** Backoff between connection attempts: 250 ms, doubling, at most 5 s. */
+const CONNECT_FIRST_RETRY_MS = 250;
+const CONNECT_MAX_RETRY_MS = 5_000;
+/** One attempt may outlast the remaining budget by this much (a TLS handshake to a far region). */
+const CONNECT_ATTEMPT_FLOOR_MS = 10_000;
+
+export interface ConnectWorkerOptions {
+  /** Receives one line per failed attempt. Default: nothing is logged. */
+  readonly log?: (line: string) => void;
+  /** Stops retrying (SIGTERM while Temporal is still down). */
+  readonly signal?: AbortSignal;
+}
+
+/** Raised when the connection retry was stopped through `ConnectWorkerOptions.signal`. */
+export class ConnectAbortedError extends Error {
+  constructor(address: string) {
+    super(`Stopped while waiting for Temporal at ${address}`);
+    this.name = 'ConnectAbortedError';
   }
-  return NativeConnection.connect({ address: `127.0.0.1:${config.temporal.embedded.port}` });
+}
+
+/**
+ * Connects the worker's native connection from validated config (envconfig when external) and
+ * checks that the namespace answers, so `Worker.create` does not fail on a server still starting.
+ * Retries with capped exponential backoff until `temporal.connectTimeoutMs` has passed (0: one
+ * attempt), then fails naming the address, the setting and the last error.
+ */
+export async function connectWorker(
+  config: AppConfig,
+  options: ConnectWorkerOptions = {},
+): Promise<NativeConnection> {
+  const connectionOptions: NativeConnectionOptions =
+    config.temporal.mode === 'external' && config.temporal.connect
+      ? config.temporal.connect.connectionOptions
+      : { address: `127.0.0.1:${config.temporal.embedded.port}` };
+  const address = connectionOptions.address ?? 'localhost:7233';
+  const { namespace, connectTimeoutMs } = config.temporal;
+  const deadline = Date.now() + connectTimeoutMs;
+  for (let attempt = 1; ; attempt += 1) {
+    if (options.signal?.aborted) throw new ConnectAbortedError(address);
+    let lastError: unknown;
+    try {
+      const budget = Math.max(deadline - Date.now(), CONNECT_ATTEMPT_FLOOR_MS);
+      return await connectOnce(connectionOptions, namespace, budget);
+    } catch (err) {
+      lastError = err;
+    }
+    const reason = describeError(lastError);
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      throw new Error(
+        `Could not connect to Temporal at ${address} (namespace ${namespace}) within ` +
+          `TEMPORAL_CONNECT_TIMEOUT_MS=${connectTimeoutMs} after ${attempt} attempt(s); last error: ${reason}`,
+        { cause: lastError },
+      );
+    }
+    const delay = Math.min(remaining, CONNECT_MAX_RETRY_MS, CONNECT_FIRST_RETRY_MS * 2 ** (attempt - 1));
+    options.log?.(
+      `Temporal at ${address} (namespace ${namespace}) not ready, attempt ${attempt}: ${reason}; ` +
+        `retrying in ${delay} ms, giving up in ${Math.ceil(remaining / 1000)} s`,
+    );
+    try {
+      await sleep(delay, undefined, options.signal ? { signal: options.signal } : {});
+    } catch {
+      throw new ConnectAbortedError(address);
+    }
+  }
+}
+
+async function connectOnce(
+  connectionOptions: NativeConnectionOptions,
+  namespace: string,
+  timeoutMs: number,
+): Promise<NativeConnection> {
+  const attempt = (async () => {
+    const connection = await NativeConnection.connect(connectionOptions);
+    try {
+      await connection.workflowService.describeNamespace({ namespace });
+      return connection;
+    } catch (err) {
+      await connection.close().catch(() => undefined);
+      throw err;
+    }
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([attempt, timedOut]);
+  } catch (err) {
+    // A connection that arrives after the timeout is closed, not leaked.
+    attempt
+      .then(
+        (c) => c.close(),
+        () => undefined,
+      )
+      .catch(() => undefined);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/\s+/g, ' ').slice(0, 300);
 }
 
 export async function main(config: AppConfig = loadConfig()): Promise<void> {
   console.log('checkout worker starting', JSON.stringify(redactConfig(config)));
   const provisioner = new SqliteProvisioner(config.provisioning.sqlitePath);
   let connection: NativeConnection | undefined;
+  // Until the worker runs, a stop signal ends the connection retry; then the SDK takes over.
+  const stopWaiting = new AbortController();
+  const onSignal = (): void => stopWaiting.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
-    connection = await connectWorker(config);
+    try {
+      connection = await connectWorker(config, {
+        log: (line) => console.log(`checkout worker: ${line}`),
+        signal: stopWaiting.signal,
+      });
+    } catch (err) {
+      if (err instanceof ConnectAbortedError) {
+        console.log(`checkout worker stopped before connecting: ${err.message}`);
+        return;
+      }
+      throw err;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     const worker = await createCheckoutWorker({
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       stripe: stripeClientFromConfig(config.stripe),
       provisioner,
+      shutdownGraceTimeMs: config.worker.shutdownGraceMs,
+      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivityTaskExecutions,
+      maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTaskExecutions,
     });
     console.log(`checkout worker polling ${config.temporal.namespace}/${config.temporal.taskQueue}`);
     // The SDK's runtime turns SIGINT/SIGTERM into worker.shutdown(); run() resolves once drained.

@@ -24,6 +24,16 @@ export interface TemporalConfig {
   readonly namespace: string;
   readonly taskQueue: string;
   readonly embedded: { readonly port: number; readonly uiPort: number; readonly dbFile: string };
+  /** How long a worker keeps retrying its first connection (0: one attempt). */
+  readonly connectTimeoutMs: number;
+}
+
+/** The worker process's own settings (`src/worker.ts`). */
+export interface WorkerConfig {
+  /** How long in-flight activities may run after SIGTERM/SIGINT before they are cancelled. */
+  readonly shutdownGraceMs: number;
+  readonly maxConcurrentActivityTaskExecutions: number;
+  readonly maxConcurrentWorkflowTaskExecutions: number;
 }
 
 export interface StripeConfig {
@@ -45,6 +55,7 @@ export interface AppConfig {
   readonly stripe: StripeConfig;
   readonly http: { readonly host: string; readonly port: number };
   readonly provisioning: { readonly sqlitePath: string };
+  readonly worker: WorkerConfig;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -73,6 +84,11 @@ const schema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_EMBEDDED_PORT: port.default(7233),
   TEMPORAL_EMBEDDED_UI_PORT: port.default(8233),
+  TEMPORAL_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  WORKER_MAX_CONCURRENT_ACTIVITY_TASKS: z.coerce.number().int().min(1).max(10_000).default(20),
+  // The SDK needs at least 2 while the workflow cache is on (sticky execution).
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(10_000).default(20),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(
@@ -148,6 +164,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
         uiPort: v.TEMPORAL_EMBEDDED_UI_PORT,
         dbFile: path.join(dataDir, 'temporal.sqlite'),
       },
+      connectTimeoutMs: v.TEMPORAL_CONNECT_TIMEOUT_MS,
+    },
+    worker: {
+      shutdownGraceMs: v.WORKER_SHUTDOWN_GRACE_MS,
+      maxConcurrentActivityTaskExecutions: v.WORKER_MAX_CONCURRENT_ACTIVITY_TASKS,
+      maxConcurrentWorkflowTaskExecutions: v.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     },
     stripe: {
       mode: v.STRIPE_SECRET_KEY ? 'stripe' : 'emulator',
@@ -173,4 +195,69 @@ export function redactConfig(config: AppConfig): unknown {
     },
     temporal: { ...config.temporal, connect: config.temporal.connect ? '[envconfig profile]' : undefined },
   };
+}
+
+/**
+ * Variables `@temporalio/envconfig` reads when Temporal is external. They are not in the schema:
+ * envconfig parses and validates them (and the TOML profile) itself. `TEMPORAL_GRPC_META_<NAME>`
+ * adds one gRPC header per variable.
+ */
+export const ENVCONFIG_VARIABLES = [
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_PROFILE',
+  'TEMPORAL_CONFIG_FILE',
+  'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS',
+  'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_CERT_DATA',
+  'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  'TEMPORAL_TLS_CLIENT_KEY_DATA',
+  'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  'TEMPORAL_TLS_SERVER_CA_CERT_DATA',
+  'TEMPORAL_TLS_SERVER_NAME',
+  'TEMPORAL_TLS_DISABLE_HOST_VERIFICATION',
+  'TEMPORAL_CODEC_ENDPOINT',
+  'TEMPORAL_CODEC_AUTH',
+  'TEMPORAL_GRPC_META_*',
+] as const;
+
+export interface SettingInfo {
+  readonly name: string;
+  /** The default as written in the environment (`'10000'`), or undefined when unset or derived. */
+  readonly default: string | undefined;
+  readonly secret: boolean;
+  /** `schema`: validated here; `envconfig`: passed through to `@temporalio/envconfig`. */
+  readonly source: 'schema' | 'envconfig';
+}
+
+/**
+ * Every setting the product reads, with its default, for the README's table, `.env.example` and
+ * the test that keeps them in step with this module.
+ */
+export function describeSettings(): readonly SettingInfo[] {
+  const fromSchema = Object.entries(schema.shape).map(([name, field]): SettingInfo => {
+    const parsed = field.safeParse(undefined);
+    const value: unknown = parsed.success ? parsed.data : undefined;
+    return {
+      name,
+      default:
+        typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+          ? String(value)
+          : value === undefined
+            ? undefined
+            : JSON.stringify(value),
+      secret: SECRET_VARS.has(name),
+      source: 'schema',
+    };
+  });
+  const inSchema = new Set(fromSchema.map((s) => s.name));
+  const fromEnvconfig = ENVCONFIG_VARIABLES.filter((name) => !inSchema.has(name)).map(
+    (name): SettingInfo => ({
+      name,
+      default: undefined,
+      secret: ['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CLIENT_KEY_DATA', 'TEMPORAL_CODEC_AUTH'].includes(name),
+      source: 'envconfig',
+    }),
+  );
+  return [...fromSchema, ...fromEnvconfig];
 }
