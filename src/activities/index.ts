@@ -13,9 +13,11 @@
  * was pruned finds the PaymentIntent already succeeded). For the latter the activity reads the
  * PaymentIntent and returns it, so the workflow decides on what Stripe shows.
  */
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type Stripe from 'stripe';
 import { classifyStripeError, toActivityFailure } from '../stripe/errors';
+import { createReconcilerActivities } from './reconciler';
 import type { Provisioner } from '../provisioning';
 import {
   FailureType,
@@ -34,6 +36,8 @@ import {
 export interface ActivityDependencies {
   readonly stripe: Stripe;
   readonly provisioner: Provisioner;
+  /** The reconciler reads checkouts and opens cases through it (src/activities/reconciler.ts). */
+  readonly temporal?: Client;
 }
 
 export interface CreatePaymentIntentInput {
@@ -125,6 +129,9 @@ export function createActivities(deps: ActivityDependencies) {
   }
 
   return {
+    /** The reconciler's reads and fixes (src/activities/reconciler.ts). */
+    ...createReconcilerActivities(deps),
+
     /** Creates an unconfirmed PaymentIntent: no money moves, whatever happens to the response. */
     async createPaymentIntent(input: CreatePaymentIntentInput): Promise<PaymentIntentSnapshot> {
       try {

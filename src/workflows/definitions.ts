@@ -554,6 +554,233 @@ export interface RefundSnapshot {
   readonly status: string;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The reconciler (src/workflows/reconciler.ts, docs/reconciler.md): compares what Stripe shows for
+// recent PaymentIntents carrying checkout metadata with the checkouts and the provisioning store.
+
+export const reconcileWorkflowType = 'reconcile';
+export const reconciliationCaseWorkflowType = 'reconciliationCase';
+/** The Temporal Schedule that runs `reconcile`; its runs get ids `reconcile-<scheduled time>`. */
+export const RECONCILER_SCHEDULE_ID = 'checkout-reconciler';
+export const RECONCILE_WORKFLOW_ID_PREFIX = 'reconcile';
+
+/**
+ * `reconcile/<PaymentIntent id>/cancel`: one key per PaymentIntent for every reconciler run, retry
+ * and replay, so however many runs find the same orphan (overlapping, retried, replayed), Stripe
+ * executes one cancel. No run id, clock, attempt or customer data.
+ */
+export function reconcileCancelIdempotencyKey(paymentIntentId: string): string {
+  return `reconcile/${paymentIntentId}/cancel`;
+}
+
+/** One case per PaymentIntent: `case-<PaymentIntent id>`, started at most once (REJECT_DUPLICATE). */
+export function reconciliationCaseWorkflowId(paymentIntentId: string): string {
+  return `case-${paymentIntentId}`;
+}
+
+export const RECONCILER_FINDING_KINDS = [
+  /** Unconfirmed, older than the grace, and no open checkout follows it: canceled at Stripe. */
+  'orphan',
+  /** Succeeded, its checkout closed, nothing provisioned, not fully refunded: a case for an operator. */
+  'paid_not_provisioned',
+  /** Succeeded with checkout metadata, but no such checkout exists and nothing was provisioned. */
+  'charged_without_checkout',
+  /** Succeeded, but its closed checkout provisioned a different PaymentIntent: charged twice. */
+  'duplicate_payment',
+] as const;
+export type ReconcilerFindingKind = (typeof RECONCILER_FINDING_KINDS)[number];
+/** Kinds an operator must act on: each opens a `reconciliationCase`. */
+export const CASE_FINDING_KINDS: readonly ReconcilerFindingKind[] = [
+  'paid_not_provisioned',
+  'charged_without_checkout',
+  'duplicate_payment',
+];
+
+export interface ReconcilerFinding {
+  readonly kind: ReconcilerFindingKind;
+  readonly paymentIntentId: string;
+  readonly paymentIntentStatus: PaymentIntentStatus;
+  readonly orderId: string;
+  readonly checkoutWorkflowId: string;
+  readonly amount: number;
+  readonly currency: string;
+  /** When Stripe created the PaymentIntent (ISO 8601, Stripe's clock). */
+  readonly createdAt: string;
+  /** What the reconciler found of the checkout: its workflow status, or `absent`. */
+  readonly checkout: string;
+  /** Minor units refunded so far (succeeded and pending refunds). */
+  readonly refunded: number;
+  readonly detail: string;
+}
+
+export type ReconcilerFixOutcome =
+  /** The orphan is canceled at Stripe (by this run, or by an earlier one under the same key). */
+  | 'canceled'
+  /** Stripe refused the cancel because the PaymentIntent moved on meanwhile (e.g. was confirmed). */
+  | 'not_canceled'
+  /** This run opened the case workflow. */
+  | 'case_opened'
+  /** A case for this PaymentIntent is already open. */
+  | 'case_open'
+  /** An operator resolved the case for this PaymentIntent earlier; it is not reopened. */
+  | 'case_resolved'
+  /** A dry run: found, nothing changed. */
+  | 'reported'
+  /** The fix failed after its retries; the next run tries again. */
+  | 'failed';
+
+export interface ReconciledFinding extends ReconcilerFinding {
+  readonly outcome: ReconcilerFixOutcome;
+  /** The case workflow's id, for findings an operator must act on. */
+  readonly caseWorkflowId?: string;
+  /** Why a fix failed, or what Stripe showed instead. */
+  readonly note?: string;
+}
+
+export type ReconcilerCounts = Readonly<Record<ReconcilerFindingKind, number>>;
+
+/** Production defaults in src/workflows/reconciler.ts; every one may be shortened (tests). */
+export interface ReconcileOptions {
+  /** PaymentIntents created this long before the run are read. Default 48 h. */
+  readonly lookbackMs?: number;
+  /** An unconfirmed PaymentIntent younger than this is never an orphan. Default 1 h. */
+  readonly orphanGraceMs?: number;
+  /** PaymentIntents per list page (Stripe allows 1 to 100). Default 100. */
+  readonly pageSize?: number;
+  /** Find and report, change nothing (no cancel, no case). Default false. */
+  readonly dryRun?: boolean;
+}
+
+/** Where a run that continued as new picks up; never set by callers. */
+export interface ReconcileProgress {
+  /** The run's reference time (ms since the epoch): the window and the grace are measured from it. */
+  readonly nowMs: number;
+  readonly startedAt: string;
+  /** The last PaymentIntent id read (`starting_after` of the next page). */
+  readonly cursor: string;
+  readonly scanned: number;
+  readonly withCheckoutMetadata: number;
+  readonly findings: readonly ReconciledFinding[];
+  readonly findingsNotListed: number;
+  readonly counts: ReconcilerCounts;
+  readonly fixes: ReconcilerCounts;
+}
+
+export interface ReconcileInput {
+  readonly options?: ReconcileOptions;
+  readonly progress?: ReconcileProgress;
+}
+
+export interface ReconcileResult {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  /** PaymentIntents created at or after this (unix seconds, Stripe's `created[gte]`) were read. */
+  readonly createdGte: number;
+  readonly dryRun: boolean;
+  readonly scanned: number;
+  readonly withCheckoutMetadata: number;
+  /** Findings by kind, this run. */
+  readonly counts: ReconcilerCounts;
+  /** Findings this run fixed by kind: orphans canceled, cases opened. */
+  readonly fixes: ReconcilerCounts;
+  /** The findings, at most `RECONCILE_FINDINGS_LISTED`; the rest are only counted. */
+  readonly findings: readonly ReconciledFinding[];
+  readonly findingsNotListed: number;
+}
+
+export const RECONCILE_FINDINGS_LISTED = 200;
+
+const RECONCILE_OPTION_LIMITS = {
+  lookbackMs: [60 * 1000, 90 * 24 * 60 * 60 * 1000],
+  orphanGraceMs: [0, DURATION_MAX_MS],
+  pageSize: [1, 100],
+} as const;
+
+export function validateReconcileOptions(input: unknown): Validation<ReconcileOptions> {
+  if (input === undefined) return { ok: true, value: {} };
+  if (!isRecord(input)) return { ok: false, problems: ['options: must be an object'] };
+  const problems: string[] = [];
+  const out: { -readonly [K in keyof ReconcileOptions]: ReconcileOptions[K] } = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (v === undefined) continue;
+    if (k === 'dryRun') {
+      if (typeof v !== 'boolean') problems.push('options.dryRun: must be true or false');
+      else out.dryRun = v;
+      continue;
+    }
+    if (k !== 'lookbackMs' && k !== 'orphanGraceMs' && k !== 'pageSize') {
+      problems.push(`options.${k}: unknown option`);
+      continue;
+    }
+    const [min, max] = RECONCILE_OPTION_LIMITS[k];
+    out[k] = checkInt(problems, `options.${k}`, v, min, max);
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: out };
+}
+
+export const CASE_STATES = ['needs_attention', 'resolved'] as const;
+export type CaseState = (typeof CASE_STATES)[number];
+
+export const CASE_RESOLUTIONS = [
+  /** The operator refunded the payment by hand. */
+  'refunded',
+  /** The operator provisioned the order by hand. */
+  'provisioned',
+  /** Looked into; nothing to do (e.g. a payment taken outside this product). */
+  'no_action',
+] as const;
+export type CaseResolution = (typeof CASE_RESOLUTIONS)[number];
+
+export interface ReconciliationCaseInput {
+  readonly finding: ReconcilerFinding;
+  /** When the reconciler found it (ISO 8601). */
+  readonly openedAt: string;
+  /** The reconcile run that opened the case (`<workflow id>/<run id>`). */
+  readonly openedBy: string;
+}
+
+export interface CaseResolveRequest {
+  readonly actor: string;
+  readonly reason: string;
+  readonly outcome: CaseResolution;
+}
+
+export interface ReconciliationCaseStatus {
+  readonly caseWorkflowId: string;
+  readonly state: CaseState;
+  readonly finding: ReconcilerFinding;
+  readonly openedAt: string;
+  readonly openedBy: string;
+  readonly resolution: (CaseResolveRequest & { readonly at: string }) | undefined;
+  readonly audit: readonly AuditEntry[];
+}
+
+export interface ReconciliationCaseResult {
+  readonly caseWorkflowId: string;
+  readonly finding: ReconcilerFinding;
+  readonly resolution: CaseResolveRequest & { readonly at: string };
+}
+
+export function validateCaseResolveRequest(input: unknown): Validation<CaseResolveRequest> {
+  if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
+  const problems: string[] = [];
+  for (const k of Object.keys(input)) {
+    if (k !== 'actor' && k !== 'reason' && k !== 'outcome') problems.push(`${k}: unknown field`);
+  }
+  checkActorReason(problems, input);
+  if (!CASE_RESOLUTIONS.some((o) => o === input.outcome)) {
+    problems.push(`outcome: must be ${CASE_RESOLUTIONS.map((o) => `"${o}"`).join(', ')}`);
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as CaseResolveRequest };
+}
+
+/** A case's state, finding, resolution and audit trail. */
+export const caseStatusQuery = defineQuery<ReconciliationCaseStatus>('status');
+/** An operator closes the case after acting (refund, provision by hand), saying who and why. */
+export const caseResolveUpdate = defineUpdate<ReconciliationCaseStatus, [CaseResolveRequest]>('resolve');
+
 export const checkoutWorkflowType = 'checkout';
 
 export const statusQuery = defineQuery<CheckoutStatus>('status');

@@ -1,2 +1,4 @@
 /** The workflows this project's workers run; the bundler starts here. */
 export { checkout } from './checkout';
+export { reconcile } from './reconciler';
+export { reconciliationCase } from './reconciliation-case';
