@@ -24,6 +24,7 @@ import {
   type NativeConnectionOptions,
   type WorkflowBundle,
 } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import { createActivities } from './activities';
 import { loadConfig, redactConfig, type AppConfig } from './config';
@@ -49,6 +50,8 @@ export interface CheckoutWorkerOptions {
   readonly provisioner: Provisioner;
   /** Default: `checkoutWorkflowBundle()`. */
   readonly workflowBundle?: WorkflowBundle;
+  /** For the reconciler's activities. Default: a client on `connection`. */
+  readonly temporalClient?: Client;
   /** Default 20: Stripe calls are I/O-bound, but Stripe rate-limits bursts (25 writes/s in test mode). */
   readonly maxConcurrentActivityTaskExecutions?: number;
   /** Default 20. */
@@ -64,7 +67,14 @@ export async function createCheckoutWorker(options: CheckoutWorkerOptions): Prom
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle ?? (await checkoutWorkflowBundle()),
-    activities: createActivities({ stripe: options.stripe, provisioner: options.provisioner }),
+    activities: createActivities({
+      stripe: options.stripe,
+      provisioner: options.provisioner,
+      // The reconciler's activities read checkouts and open cases through the worker's own connection.
+      temporal:
+        options.temporalClient ??
+        new Client({ connection: options.connection, namespace: options.namespace }),
+    }),
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 20,
     maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTaskExecutions ?? 20,
     shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,
