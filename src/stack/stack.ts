@@ -29,6 +29,7 @@ import { SqliteProvisioner } from '../provisioning';
 import { stripeClientFromConfig } from '../stripe/client';
 import { startStripeEmulator, type StripeEmulator } from '../stripe-emulator';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
+import { ensureReconcilerSchedule, type ReconcilerScheduleOptions } from '../reconciler/schedule';
 import { connectWorker, createCheckoutWorker } from '../worker';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/definitions';
 
@@ -39,6 +40,11 @@ export interface StackOptions {
   readonly log?: (line: string) => void;
   /** Run the HTTP intake. Default true. */
   readonly http?: boolean;
+  /**
+   * The reconciler's Temporal Schedule (docs/reconciler.md), created or updated at startup. Default:
+   * every 15 minutes with the reconciler's own defaults; `false` leaves the schedule alone.
+   */
+  readonly reconciler?: false | Omit<ReconcilerScheduleOptions, 'taskQueue'>;
 }
 
 export interface Stack {
@@ -63,6 +69,8 @@ export interface Stack {
   };
   /** The intake's base URL, e.g. `http://127.0.0.1:3000`; undefined with `http: false`. */
   readonly httpUrl: string | undefined;
+  /** The reconciler's schedule id, unless `reconciler: false`. */
+  readonly reconcilerScheduleId: string | undefined;
   /** Link to a workflow in the Temporal UI, when this stack runs one. */
   workflowUrl(workflowId: string): string | undefined;
   /** Rejects if a part dies on its own (the worker fails, the dev server exits) while running. */
@@ -263,6 +271,16 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
     });
     log(`Checkout worker polling task queue ${effective.temporal.taskQueue}`);
 
+    let reconcilerScheduleId: string | undefined;
+    if (opts.reconciler !== false) {
+      const ensured = await ensureReconcilerSchedule(client, {
+        ...opts.reconciler,
+        taskQueue: effective.temporal.taskQueue,
+      });
+      reconcilerScheduleId = ensured.scheduleId;
+      log(`Reconciler schedule ${ensured.scheduleId} ${ensured.created ? 'created' : 'updated'}`);
+    }
+
     let httpUrl: string | undefined;
     if (withHttp) {
       const intake: HttpIntake = await startHttpIntake({
@@ -288,6 +306,7 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
       temporal: { address: temporalAddress, namespace, uiUrl, client, devServer },
       stripe: { mode: effective.stripe.mode, endpoint, emulator, exampleCustomerId },
       httpUrl,
+      reconcilerScheduleId,
       workflowUrl: (workflowId) =>
         uiUrl === undefined
           ? undefined
