@@ -20,25 +20,31 @@
 import {
   Client,
   Connection,
+  WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { TemporalConfig } from './config';
 import {
+  CHECKOUT_WORKFLOW_TYPES,
   CheckoutStateAttr,
   NeedsAttentionSinceAttr,
   OrderIdAttr,
   StripePaymentIntentIdAttr,
   TASK_QUEUE,
   cancelUpdate,
+  checkoutSessionUpdate,
   checkoutWorkflowId,
   checkoutWorkflowType,
+  hostedCheckoutWorkflowType,
   resolveUpdate,
   retryPaymentUpdate,
   statusQuery,
   validateCancelRequest,
   validateCheckoutInput,
+  validateHostedCheckoutInput,
   validateResolveRequest,
   validateRetryPaymentRequest,
   type CancelRequest,
@@ -46,11 +52,13 @@ import {
   type CheckoutResult,
   type CheckoutState,
   type CheckoutStatus,
+  type HostedCheckoutInput,
   type ResolveRequest,
   type RetryPaymentRequest,
   type Validation,
 } from './workflows/definitions';
 import type { checkout } from './workflows/checkout';
+import type { hostedCheckout } from './workflows/hosted-checkout';
 
 export type CheckoutHandle = WorkflowHandle<typeof checkout>;
 
@@ -170,6 +178,120 @@ function compareTerms(description: WorkflowExecutionDescription, ours: CheckoutT
   return (Object.keys(ours) as (keyof CheckoutTerms)[]).filter((k) => theirs[k] !== ours[k]);
 }
 
+/** Memo of a hosted checkout: the card checkout's terms plus the mode (never the return URLs). */
+interface HostedCheckoutTerms extends CheckoutTerms {
+  readonly mode: 'hosted';
+}
+
+function hostedTermsOf(input: HostedCheckoutInput): HostedCheckoutTerms {
+  return {
+    amount: input.amount,
+    currency: input.currency,
+    // A hosted checkout without a customer: Stripe Checkout collects the email itself.
+    customerId: input.customerId ?? '',
+    sku: input.provision.sku,
+    quantity: input.provision.quantity,
+    mode: 'hosted',
+  };
+}
+
+export interface StartedHostedCheckout {
+  readonly workflowId: string;
+  /** True when this call started the checkout; false when it found the existing one. */
+  readonly created: boolean;
+  readonly sessionId: string | undefined;
+  /** The hosted payment page while the session is open; null once paid, expired or canceled. */
+  readonly url: string | null;
+  readonly state: CheckoutState;
+}
+
+async function describeIfExists(
+  client: Client,
+  workflowId: string,
+): Promise<WorkflowExecutionDescription | undefined> {
+  try {
+    return await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Starts the hosted checkout for `input.orderId` (or finds the existing one) and answers the
+ * Checkout Session's URL as soon as the session exists, in one call: update-with-start, conflict
+ * policy `USE_EXISTING` (a duplicate start reaches the running checkout and gets the same URL) and
+ * reuse policy `REJECT_DUPLICATE` (a closed checkout is never started again; its status is answered
+ * instead). An order that already has a checkout with other terms, a card checkout included, is
+ * refused with `CheckoutConflictError` before anything is sent to it.
+ *
+ * `created` comes from looking before starting: two concurrent first starts may both say true, and
+ * still share the one checkout and its one session (the workflow id is what dedupes).
+ */
+export async function startHostedCheckout(
+  client: Client,
+  input: HostedCheckoutInput,
+  opts: StartCheckoutOptions = {},
+): Promise<StartedHostedCheckout> {
+  const checked = valid(validateHostedCheckoutInput(input));
+  const workflowId = checkoutWorkflowId(checked.orderId);
+  const terms = hostedTermsOf(checked);
+  const before = await describeIfExists(client, workflowId);
+  if (before) {
+    const differences = compareTerms(before, terms);
+    if (differences.length > 0) throw new CheckoutConflictError(checked.orderId, differences);
+    if (before.status.name !== 'RUNNING') return closedHostedCheckout(client, workflowId);
+  }
+  const startWorkflowOperation = new WithStartWorkflowOperation<typeof hostedCheckout>(
+    hostedCheckoutWorkflowType,
+    {
+      workflowId,
+      taskQueue: opts.taskQueue ?? TASK_QUEUE,
+      args: [checked],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      memo: { terms },
+      typedSearchAttributes: [
+        { key: OrderIdAttr, value: checked.orderId },
+        { key: CheckoutStateAttr, value: 'validating' },
+      ],
+      staticSummary: `Hosted checkout for order ${checked.orderId}: ${checked.amount} ${checked.currency}`,
+      staticDetails:
+        `One Checkout Session (keys \`${workflowId}/session/g1/{step}\`); provisions ` +
+        `${checked.provision.quantity} x ${checked.provision.sku} only after Stripe shows the ` +
+        `PaymentIntent succeeded; at the deadline the session is expired so a late payment cannot land.`,
+    },
+  );
+  try {
+    const link = await client.workflow.executeUpdateWithStart(checkoutSessionUpdate, {
+      startWorkflowOperation,
+    });
+    return {
+      workflowId,
+      created: before === undefined,
+      sessionId: link.sessionId,
+      url: link.url,
+      state: link.state,
+    };
+  } catch (err) {
+    // Closed between the look and the start: the id cannot start again; answer what it became.
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return closedHostedCheckout(client, workflowId);
+    throw err;
+  }
+}
+
+async function closedHostedCheckout(client: Client, workflowId: string): Promise<StartedHostedCheckout> {
+  const status = await client.workflow.getHandle(workflowId).query(statusQuery);
+  if (status.mode !== 'hosted') throw new CheckoutConflictError(status.orderId, ['mode']);
+  return {
+    workflowId,
+    created: false,
+    sessionId: status.checkoutSession?.id,
+    url: null,
+    state: status.state,
+  };
+}
+
 export function getCheckoutHandle(client: Client, orderId: string): CheckoutHandle {
   return client.workflow.getHandle<typeof checkout>(checkoutWorkflowId(orderId));
 }
@@ -239,7 +361,8 @@ const SAFE_VALUE = /^[A-Za-z0-9_-]+$/;
 
 /** The visibility query `listCheckouts` sends; values are checked, never spliced in raw. */
 export function checkoutListQuery(filter: CheckoutListFilter): string {
-  const clauses = [`WorkflowType = '${checkoutWorkflowType}'`];
+  const types = CHECKOUT_WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ');
+  const clauses = [`WorkflowType IN (${types})`];
   const add = (attr: string, value: string | undefined): void => {
     if (value === undefined) return;
     if (!SAFE_VALUE.test(value)) throw new InvalidCheckoutInputError([`${attr}: unsupported characters`]);

@@ -17,6 +17,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type Stripe from 'stripe';
 import { classifyStripeError, toActivityFailure } from '../stripe/errors';
+import { createCheckoutSessionActivities } from './checkout-sessions';
 import { createReconcilerActivities } from './reconciler';
 import type { Provisioner } from '../provisioning';
 import {
@@ -129,6 +130,9 @@ export function createActivities(deps: ActivityDependencies) {
   }
 
   return {
+    /** The hosted checkout's Checkout Session calls (src/activities/checkout-sessions.ts). */
+    ...createCheckoutSessionActivities({ stripe }),
+
     /** The reconciler's reads and fixes (src/activities/reconciler.ts). */
     ...createReconcilerActivities(deps),
 

@@ -28,6 +28,7 @@ import {
   resolveCheckout,
   retryPayment,
   startCheckout,
+  startHostedCheckout,
 } from '../client';
 import {
   CHECKOUT_STATES,
@@ -35,10 +36,12 @@ import {
   stripeEventSignal,
   validateCancelRequest,
   validateCheckoutInput,
+  validateHostedCheckoutInput,
   validateResolveRequest,
   validateRetryPaymentRequest,
   type CheckoutInput,
   type CheckoutState,
+  type HostedCheckoutInput,
   type Validation,
 } from '../workflows/definitions';
 import { httpErrorFor, invalidRequest, notFound, type HttpError } from './errors';
@@ -80,6 +83,34 @@ export interface CheckoutCreated {
   readonly customerId: string;
   readonly provision: { readonly sku: string; readonly quantity: number };
   readonly links: { readonly status: string };
+}
+
+/** The body of a hosted checkout's 201 and later 200s: the card body's facts plus the session. */
+export interface HostedCheckoutCreated {
+  readonly orderId: string;
+  readonly workflowId: string;
+  readonly mode: 'hosted';
+  readonly amount: number;
+  readonly currency: string;
+  readonly customerId: string | undefined;
+  readonly provision: { readonly sku: string; readonly quantity: number };
+  readonly state: CheckoutState;
+  /** `url` is the hosted payment page while the session is open, null once it closed. */
+  readonly checkoutSession: { readonly id: string | undefined; readonly url: string | null };
+  readonly links: { readonly status: string };
+}
+
+/**
+ * `mode` picks the checkout: absent or `"card"` is the card checkout (a `paymentMethodId`),
+ * `"hosted"` the hosted one (`successUrl`, `cancelUrl`; the customer pays on Stripe's page).
+ */
+function checkoutMode(body: unknown): Validation<{ mode: 'card' | 'hosted'; rest: unknown }> {
+  if (!isRecord(body) || body.mode === undefined) return { ok: true, value: { mode: 'card', rest: body } };
+  const { mode, ...rest } = body;
+  if (mode !== 'card' && mode !== 'hosted') {
+    return { ok: false, problems: ['mode: must be "card" or "hosted"'] };
+  }
+  return { ok: true, value: { mode, rest } };
 }
 
 /** Runs tasks with the same key one after another (different keys run in parallel). */
@@ -244,8 +275,43 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   app.get('/openapi.json', (_request, reply) => reply.send(openApiDocument()));
 
   const perOrder = new KeyedQueue();
+  const startHosted = async (input: HostedCheckoutInput, reply: FastifyReply): Promise<FastifyReply> => {
+    try {
+      const started = await perOrder.run(input.orderId, () =>
+        startHostedCheckout(client, input, { taskQueue }),
+      );
+      const body: HostedCheckoutCreated = {
+        orderId: input.orderId,
+        workflowId: started.workflowId,
+        mode: 'hosted',
+        amount: input.amount,
+        currency: input.currency,
+        customerId: input.customerId,
+        provision: { sku: input.provision.sku, quantity: input.provision.quantity },
+        state: started.state,
+        checkoutSession: { id: started.sessionId, url: started.url },
+        links: { status: statusPath(input.orderId) },
+      };
+      return reply
+        .code(started.created ? 201 : 200)
+        .header('location', statusPath(input.orderId))
+        .send(body);
+    } catch (err) {
+      const known = httpErrorFor(err, input.orderId);
+      if (known) return sendError(reply, known);
+      throw err;
+    }
+  };
+
   app.post('/v1/checkouts', async (request, reply) => {
-    const checked = validateCheckoutInput(request.body ?? {});
+    const mode = checkoutMode(request.body ?? {});
+    if (!mode.ok) return sendError(reply, invalidRequest(mode.problems));
+    if (mode.value.mode === 'hosted') {
+      const hosted = validateHostedCheckoutInput(mode.value.rest);
+      if (!hosted.ok) return sendError(reply, invalidRequest(hosted.problems));
+      return startHosted(hosted.value, reply);
+    }
+    const checked = validateCheckoutInput(mode.value.rest ?? {});
     if (!checked.ok) return sendError(reply, invalidRequest(checked.problems));
     const input = checked.value;
     try {
@@ -349,9 +415,12 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
       const event = verified.event;
       const routed = routeStripeEvent(event);
       const paymentIntentId = routed === undefined ? undefined : paymentIntentOf(event.data.object);
+      // A Checkout Session's events matter to a hosted checkout before the session has a
+      // PaymentIntent (an expiry, say); every other event is routed only through its PaymentIntent.
+      const isSessionEvent = event.type.startsWith('checkout.session.');
       if (
         routed === undefined ||
-        paymentIntentId === undefined ||
+        (paymentIntentId === undefined && !isSessionEvent) ||
         !routed.workflowId.startsWith(WORKFLOW_ID_PREFIX)
       ) {
         return { received: true, eventId: event.id, signaled: false };
@@ -361,7 +430,7 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
           eventId: routed.eventId,
           type: routed.type,
           objectId: routed.objectId,
-          paymentIntentId,
+          ...(paymentIntentId === undefined ? {} : { paymentIntentId }),
         });
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) {

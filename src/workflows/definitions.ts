@@ -421,6 +421,10 @@ export interface CheckoutStatus {
   readonly audit: readonly AuditEntry[];
   /** Stripe events received (each id counted once) and deliveries ignored as already seen. */
   readonly stripeEvents: { readonly received: number; readonly duplicates: number };
+  /** `hosted` for a checkout paid on Stripe's hosted page; absent for the card checkout. */
+  readonly mode?: 'hosted';
+  /** A hosted checkout's Checkout Session, once it exists. */
+  readonly checkoutSession?: CheckoutSessionInfo;
 }
 
 export type CheckoutResult =
@@ -853,3 +857,289 @@ export function validateStripeEventNotice(input: unknown): Validation<StripeEven
  * changes nothing.
  */
 export const stripeEventSignal = defineSignal<[StripeEventNotice]>('stripeEvent');
+
+// ---------------------------------------------------------------------------------------------
+// Hosted checkout: the customer pays on Stripe's Checkout page (src/workflows/hosted-checkout.ts)
+
+/** Durations a caller (or a test) may shorten for a hosted checkout. */
+export interface HostedCheckoutOptions {
+  /**
+   * How long the customer has to pay on the hosted page. At the deadline the workflow expires the
+   * Checkout Session (keyed) so a late payment cannot land. Default 1 h, at most 24 h (Stripe's own
+   * longest session); from 1 h to 23 h it is also sent as the session's `expires_at`.
+   */
+  readonly sessionTimeoutMs?: number;
+  /** How long a completed session may wait for an async method (bank debit) to settle. Default 7 days. */
+  readonly asyncPaymentTimeoutMs?: number;
+  /** First interval between reads of Stripe while waiting; doubles up to 1 min. Default 5 s. */
+  readonly paymentPollIntervalMs?: number;
+  /** As `CheckoutOptions.stripeKeyBudgetMs`. Default 20 h. */
+  readonly stripeKeyBudgetMs?: number;
+  /** As `CheckoutOptions.stripeCallTimeoutMs`. Default 30 s. */
+  readonly stripeCallTimeoutMs?: number;
+  /** How often a needs-attention checkout re-reads Stripe on its own. Default 5 min. */
+  readonly reconcileIntervalMs?: number;
+}
+
+export interface HostedCheckoutInput {
+  readonly orderId: string;
+  /** Positive integer in the currency's minor unit: the session's one line item. */
+  readonly amount: number;
+  readonly currency: string;
+  /** Optional Stripe customer id (`cus_…`); without it Stripe Checkout asks for an email. */
+  readonly customerId?: string;
+  readonly provision: ProvisionItem;
+  /** Where the hosted page sends the customer after paying (`{CHECKOUT_SESSION_ID}` is filled in). */
+  readonly successUrl: string;
+  /** Where the hosted page's cancel link leads. */
+  readonly cancelUrl: string;
+  /** Payment methods offered on the page. Default `['card']`. */
+  readonly paymentMethodTypes?: readonly HostedPaymentMethodType[];
+  readonly options?: HostedCheckoutOptions;
+}
+
+export const HOSTED_PAYMENT_METHOD_TYPES = ['card', 'us_bank_account'] as const;
+export type HostedPaymentMethodType = (typeof HOSTED_PAYMENT_METHOD_TYPES)[number];
+
+/** Stripe accepts `success_url` up to 5 000 characters; a return URL has no business being longer. */
+export const RETURN_URL_MAX_LENGTH = 2_000;
+const SESSION_TIMEOUT_MAX_MS = 24 * 60 * 60 * 1000;
+
+const HOSTED_OPTION_LIMITS: Readonly<Record<keyof HostedCheckoutOptions, readonly [number, number]>> = {
+  sessionTimeoutMs: [1_000, SESSION_TIMEOUT_MAX_MS],
+  asyncPaymentTimeoutMs: [1, DURATION_MAX_MS],
+  paymentPollIntervalMs: [1, DURATION_MAX_MS],
+  stripeKeyBudgetMs: [1, KEY_BUDGET_MAX_MS],
+  stripeCallTimeoutMs: [1, 10 * 60 * 1000],
+  reconcileIntervalMs: [1, DURATION_MAX_MS],
+};
+
+function isHostedOptionName(k: string): k is keyof HostedCheckoutOptions {
+  return Object.prototype.hasOwnProperty.call(HOSTED_OPTION_LIMITS, k);
+}
+
+/**
+ * An absolute http(s) URL without credentials. Parsed by hand (no `URL` global is promised inside
+ * the workflow sandbox): scheme, then a host of letters, digits, dots, hyphens or a bracketed IPv6
+ * address, an optional port, then anything printable without spaces.
+ */
+const RETURN_URL_RE =
+  /^https?:\/\/(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?(?:[/?#][\x21-\x7e]*)?$/;
+
+function checkReturnUrl(problems: string[], field: string, v: unknown): string {
+  if (typeof v !== 'string') {
+    problems.push(`${field}: must be a string (an absolute http:// or https:// URL)`);
+    return '';
+  }
+  if (v.length === 0 || v.length > RETURN_URL_MAX_LENGTH || !RETURN_URL_RE.test(v)) {
+    problems.push(
+      `${field}: must be an absolute http:// or https:// URL without spaces or user info, at most ${RETURN_URL_MAX_LENGTH} characters`,
+    );
+  }
+  return v;
+}
+
+function checkProvision(problems: string[], v: unknown): ProvisionItem {
+  if (!isRecord(v)) {
+    problems.push('provision: must be an object { sku, quantity }');
+    return { sku: '', quantity: 0 };
+  }
+  for (const k of Object.keys(v)) {
+    if (k !== 'sku' && k !== 'quantity') problems.push(`provision.${k}: unknown field`);
+  }
+  return {
+    sku: checkString(problems, 'provision.sku', v.sku, SKU_RE, 'letters, digits, ".", "_" or "-"', 64),
+    quantity: checkInt(problems, 'provision.quantity', v.quantity, 1, QUANTITY_MAX),
+  };
+}
+
+/**
+ * Validates a hosted checkout's input (client, HTTP intake, CLI and the workflow itself), naming
+ * every bad field. Unknown fields are rejected, and so is `paymentMethodId`: on a hosted checkout
+ * the customer chooses the method on Stripe's page.
+ */
+export function validateHostedCheckoutInput(input: unknown): Validation<HostedCheckoutInput> {
+  if (!isRecord(input)) return { ok: false, problems: ['input: must be an object'] };
+  const problems: string[] = [];
+  const known = [
+    'orderId',
+    'amount',
+    'currency',
+    'customerId',
+    'provision',
+    'successUrl',
+    'cancelUrl',
+    'paymentMethodTypes',
+    'options',
+  ];
+  for (const k of Object.keys(input)) {
+    if (k === 'paymentMethodId') {
+      problems.push('paymentMethodId: not used by a hosted checkout (the customer pays on the hosted page)');
+    } else if (!known.includes(k)) {
+      problems.push(`${k}: unknown field`);
+    }
+  }
+  const orderId = checkString(
+    problems,
+    'orderId',
+    input.orderId,
+    ORDER_ID_RE,
+    'letters, digits, "_" or "-"',
+    ORDER_ID_MAX_LENGTH,
+  );
+  const amount = checkInt(problems, 'amount', input.amount, 1, AMOUNT_MAX);
+  const currency = checkString(
+    problems,
+    'currency',
+    input.currency,
+    CURRENCY_RE,
+    'a lowercase ISO 4217 code such as "usd"',
+    3,
+  );
+  const customerId =
+    input.customerId === undefined
+      ? undefined
+      : checkString(
+          problems,
+          'customerId',
+          input.customerId,
+          CUSTOMER_ID_RE,
+          'a Stripe customer id (cus_…)',
+          204,
+        );
+  const provision = checkProvision(problems, input.provision);
+  const successUrl = checkReturnUrl(problems, 'successUrl', input.successUrl);
+  const cancelUrl = checkReturnUrl(problems, 'cancelUrl', input.cancelUrl);
+  let paymentMethodTypes: HostedPaymentMethodType[] | undefined;
+  if (input.paymentMethodTypes !== undefined) {
+    const raw = input.paymentMethodTypes;
+    const allowed: readonly string[] = HOSTED_PAYMENT_METHOD_TYPES;
+    if (
+      !Array.isArray(raw) ||
+      raw.length === 0 ||
+      raw.some((t) => typeof t !== 'string' || !allowed.includes(t)) ||
+      new Set(raw).size !== raw.length
+    ) {
+      problems.push(
+        `paymentMethodTypes: must be a non-empty list without repeats of ${HOSTED_PAYMENT_METHOD_TYPES.map((t) => `"${t}"`).join(', ')}`,
+      );
+    } else {
+      paymentMethodTypes = raw as HostedPaymentMethodType[];
+    }
+  }
+  const options: Record<string, number> = {};
+  if (input.options !== undefined) {
+    if (!isRecord(input.options)) {
+      problems.push('options: must be an object');
+    } else {
+      for (const [k, v] of Object.entries(input.options)) {
+        if (v === undefined) continue;
+        if (!isHostedOptionName(k)) {
+          problems.push(`options.${k}: unknown option`);
+          continue;
+        }
+        const [min, max] = HOSTED_OPTION_LIMITS[k];
+        options[k] = checkInt(problems, `options.${k}`, v, min, max);
+      }
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    value: {
+      orderId,
+      amount,
+      currency,
+      ...(customerId === undefined ? {} : { customerId }),
+      provision,
+      successUrl,
+      cancelUrl,
+      ...(paymentMethodTypes === undefined ? {} : { paymentMethodTypes }),
+      options,
+    },
+  };
+}
+
+export type CheckoutSessionWriteStep = 'create' | 'expire';
+
+/**
+ * `<workflow id>/session/g1/<step>`: one Checkout Session per hosted checkout (generation 1; the
+ * `g` keeps the scheme parallel to the card checkout's should a second session ever be allowed).
+ */
+export function checkoutSessionIdempotencyKey(workflowId: string, step: CheckoutSessionWriteStep): string {
+  return `${workflowId}/session/g1/${step}`;
+}
+
+/** What the workflow sends for `checkout.sessions.create`; built deterministically from its input. */
+export interface CreateCheckoutSessionParams {
+  readonly mode: 'payment';
+  readonly line_items: readonly [
+    {
+      readonly price_data: {
+        readonly currency: string;
+        readonly unit_amount: number;
+        readonly product_data: { readonly name: string };
+      };
+      readonly quantity: 1;
+    },
+  ];
+  readonly success_url: string;
+  readonly cancel_url: string;
+  /** The workflow id, so every `checkout.session.*` event names its checkout. */
+  readonly client_reference_id: string;
+  readonly customer?: string;
+  readonly allowed_payment_method_types: readonly HostedPaymentMethodType[];
+  readonly expires_at?: number;
+  readonly metadata: CheckoutMetadata;
+  /** The same metadata on the PaymentIntent, so it is found exactly as a card checkout's is. */
+  readonly payment_intent_data: { readonly description: string; readonly metadata: CheckoutMetadata };
+}
+
+export type CheckoutSessionStatus = 'open' | 'complete' | 'expired';
+export type CheckoutSessionPaymentStatus = 'paid' | 'unpaid' | 'no_payment_required';
+
+export interface CheckoutSessionSnapshot {
+  readonly id: string;
+  readonly status: CheckoutSessionStatus;
+  readonly paymentStatus: CheckoutSessionPaymentStatus;
+  /** Set once the customer paid or started paying (Stripe creates it lazily). */
+  readonly paymentIntentId: string | undefined;
+  /** The hosted page; null once the session is complete or expired. */
+  readonly url: string | null;
+  readonly amountTotal: number | null;
+  readonly currency: string | null;
+  readonly clientReferenceId: string | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Unix seconds. */
+  readonly expiresAt: number;
+}
+
+/** The Checkout Session part of a hosted checkout's status (`CheckoutStatus.checkoutSession`). */
+export interface CheckoutSessionInfo {
+  readonly id: string;
+  /** The hosted page while the session is open; null after it completed or expired. */
+  readonly url: string | null;
+  readonly status: CheckoutSessionStatus;
+  readonly paymentStatus: CheckoutSessionPaymentStatus;
+  readonly expiresAt: string;
+}
+
+/** What `checkoutSessionUpdate` answers as soon as the session exists. */
+export interface CheckoutSessionLink {
+  readonly workflowId: string;
+  readonly sessionId: string;
+  /** Null once the session is no longer open (paid, expired): there is nothing left to pay. */
+  readonly url: string | null;
+  readonly state: CheckoutState;
+}
+
+export const hostedCheckoutWorkflowType = 'hostedCheckout';
+/** Every workflow type that is a checkout (listing, the CLI, the HTTP intake). */
+export const CHECKOUT_WORKFLOW_TYPES: readonly string[] = [checkoutWorkflowType, hostedCheckoutWorkflowType];
+
+/**
+ * Answers the Checkout Session's id and URL as soon as the session exists (or at once, if it
+ * already does). Sent with update-with-start, so the caller gets the URL from the same call that
+ * started the checkout. Fails when the session could not be created (the checkout parked).
+ */
+export const checkoutSessionUpdate = defineUpdate<CheckoutSessionLink, []>('checkoutSession');

@@ -88,7 +88,7 @@ describe('checkout input and client validation', () => {
   it('builds visibility queries from checked values only', () => {
     assert.equal(
       checkoutListQuery({ state: 'needs_attention', needsAttention: true }),
-      "WorkflowType = 'checkout' AND CheckoutState = 'needs_attention' AND NeedsAttentionSince IS NOT NULL",
+      "WorkflowType IN ('checkout', 'hostedCheckout') AND CheckoutState = 'needs_attention' AND NeedsAttentionSince IS NOT NULL",
     );
     assert.throws(() => checkoutListQuery({ orderId: "x' OR '1'='1" }), InvalidCheckoutInputError);
   });
