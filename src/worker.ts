@@ -28,7 +28,7 @@ import { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import { createActivities } from './activities';
 import { loadConfig, redactConfig, type AppConfig } from './config';
-import { SqliteProvisioner, type Provisioner } from './provisioning';
+import { createProvisioner, describeProvisioning, type Provisioner } from './provisioning';
 import { stripeClientFromConfig } from './stripe/client';
 
 let bundle: Promise<WorkflowBundle> | undefined;
@@ -193,7 +193,8 @@ function describeError(err: unknown): string {
 
 export async function main(config: AppConfig = loadConfig()): Promise<void> {
   console.log('checkout worker starting', JSON.stringify(redactConfig(config)));
-  const provisioner = new SqliteProvisioner(config.provisioning.sqlitePath);
+  const provisioner = createProvisioner(config.provisioning);
+  console.log(`checkout worker provisioning: ${describeProvisioning(config.provisioning)}`);
   let connection: NativeConnection | undefined;
   // Until the worker runs, a stop signal ends the connection retry; then the SDK takes over.
   const stopWaiting = new AbortController();

@@ -17,6 +17,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type Stripe from 'stripe';
 import { classifyStripeError, toActivityFailure } from '../stripe/errors';
+import { ProvisioningError } from '../provisioning/errors';
 import { createCheckoutSessionActivities } from './checkout-sessions';
 import { createReconcilerActivities } from './reconciler';
 import type { Provisioner } from '../provisioning';
@@ -259,14 +260,26 @@ export function createActivities(deps: ActivityDependencies) {
       try {
         return await provisioner.provision(request);
       } catch (err) {
-        throw ApplicationFailure.create({
-          message: `Provisioning failed: ${err instanceof Error ? err.message : String(err)}`,
-          type: FailureType.ProvisioningFailed,
-          cause: err instanceof Error ? err : undefined,
-        });
+        throw toProvisioningFailure(err);
       }
     },
   };
+}
+
+/**
+ * A provisioner's error as the activity failure Temporal sees. Retried (same request, same key)
+ * unless the provisioner knows a retry cannot help (`ProvisioningError.retryable` false: the
+ * user's endpoint refused the request with a 4xx); a 429's Retry-After becomes the next delay.
+ */
+export function toProvisioningFailure(err: unknown): ApplicationFailure {
+  const known = err instanceof ProvisioningError ? err : undefined;
+  return ApplicationFailure.create({
+    message: `Provisioning failed: ${err instanceof Error ? err.message : String(err)}`,
+    type: FailureType.ProvisioningFailed,
+    cause: err instanceof Error ? err : undefined,
+    nonRetryable: known !== undefined && !known.retryable,
+    ...(known?.retryAfterMs !== undefined ? { nextRetryDelay: known.retryAfterMs } : {}),
+  });
 }
 
 export type CheckoutActivities = ReturnType<typeof createActivities>;

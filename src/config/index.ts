@@ -49,12 +49,27 @@ export interface StripeConfig {
   readonly requestTimeoutMs: number;
 }
 
+/**
+ * Where entitlements go (src/provisioning): SQLite by default, PostgreSQL with `DATABASE_URL`, the
+ * user's HTTP endpoint with `PROVISIONING_HTTP_URL`; setting both of the latter is an error.
+ */
+export interface ProvisioningConfig {
+  readonly backend: 'sqlite' | 'postgres' | 'http';
+  /** The SQLite file; always resolved (chaos and bench read it), used when `backend` is `sqlite`. */
+  readonly sqlitePath: string;
+  /** Set iff `backend` is `postgres`. A secret: it may hold a password. */
+  readonly databaseUrl: string | undefined;
+  /** Set iff `backend` is `http`. `token` is a secret. */
+  readonly http:
+    { readonly url: string; readonly token: string | undefined; readonly timeoutMs: number } | undefined;
+}
+
 export interface AppConfig {
   readonly dataDir: string;
   readonly temporal: TemporalConfig;
   readonly stripe: StripeConfig;
   readonly http: { readonly host: string; readonly port: number };
-  readonly provisioning: { readonly sqlitePath: string };
+  readonly provisioning: ProvisioningConfig;
   readonly worker: WorkerConfig;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -70,7 +85,15 @@ export class ConfigError extends Error {
 export const EMULATOR_SECRET_KEY = 'sk_test_emulator';
 
 const port = z.coerce.number().int().min(1).max(65_535);
-const SECRET_VARS = new Set(['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRETS', 'TEMPORAL_API_KEY']);
+const SECRET_VARS = new Set([
+  'STRIPE_SECRET_KEY',
+  'STRIPE_WEBHOOK_SECRETS',
+  'TEMPORAL_API_KEY',
+  'DATABASE_URL',
+  'PROVISIONING_HTTP_TOKEN',
+]);
+/** Secrets, and values that may hold one (credentials or a key in a URL): never echoed in errors. */
+const NOT_ECHOED = new Set([...SECRET_VARS, 'PROVISIONING_HTTP_URL']);
 
 const schema = z.object({
   DATA_DIR: z.string().min(1).default('data'),
@@ -111,6 +134,22 @@ const schema = z.object({
     .optional(),
   STRIPE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(60_000).default(10_000),
   PROVISIONING_SQLITE_PATH: z.string().min(1).optional(),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  PROVISIONING_HTTP_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .refine((u) => {
+      const url = new URL(u);
+      return url.username === '' && url.password === '';
+    }, 'must not carry credentials; put the token in PROVISIONING_HTTP_TOKEN')
+    .optional(),
+  PROVISIONING_HTTP_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (it is sent as a bearer token)')
+    .optional(),
+  // Below the provisioning activity's 30 s start-to-close, so the request gives up first.
+  PROVISIONING_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(25_000).default(10_000),
 });
 
 export function loadConfig(env: Env = process.env): AppConfig {
@@ -119,13 +158,22 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? '(environment)');
-      const shown = SECRET_VARS.has(name) ? '' : ` (got ${JSON.stringify(env[name])})`;
+      const shown = NOT_ECHOED.has(name) ? '' : ` (got ${JSON.stringify(env[name])})`;
       problems.push(`${name}: ${issue.message}${shown}`);
     }
   }
 
   if (env.STRIPE_SECRET_KEY?.includes('_live_') && env.STRIPE_ALLOW_LIVE_KEY !== 'true') {
     problems.push('STRIPE_SECRET_KEY: is a live-mode key; set STRIPE_ALLOW_LIVE_KEY=true to move real money');
+  }
+
+  if (env.DATABASE_URL && env.PROVISIONING_HTTP_URL) {
+    problems.push(
+      'DATABASE_URL and PROVISIONING_HTTP_URL: both are set; provisioning uses one backend, unset one of them',
+    );
+  }
+  if (env.PROVISIONING_HTTP_TOKEN && !env.PROVISIONING_HTTP_URL) {
+    problems.push('PROVISIONING_HTTP_TOKEN: is set but PROVISIONING_HTTP_URL is not');
   }
 
   const external = Boolean(env.TEMPORAL_ADDRESS || env.TEMPORAL_PROFILE || env.TEMPORAL_CONFIG_FILE);
@@ -179,7 +227,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
       webhookSecrets: v.STRIPE_WEBHOOK_SECRETS ?? [],
       requestTimeoutMs: v.STRIPE_TIMEOUT_MS,
     },
-    provisioning: { sqlitePath: v.PROVISIONING_SQLITE_PATH ?? path.join(dataDir, 'provisioning.sqlite') },
+    provisioning: {
+      backend: v.DATABASE_URL ? 'postgres' : v.PROVISIONING_HTTP_URL ? 'http' : 'sqlite',
+      sqlitePath: v.PROVISIONING_SQLITE_PATH ?? path.join(dataDir, 'provisioning.sqlite'),
+      databaseUrl: v.DATABASE_URL,
+      http: v.PROVISIONING_HTTP_URL
+        ? {
+            url: v.PROVISIONING_HTTP_URL,
+            token: v.PROVISIONING_HTTP_TOKEN,
+            timeoutMs: v.PROVISIONING_HTTP_TIMEOUT_MS,
+          }
+        : undefined,
+    },
   };
 }
 
@@ -194,6 +253,19 @@ export function redactConfig(config: AppConfig): unknown {
       webhookSecrets: config.stripe.webhookSecrets.map(() => '[redacted]'),
     },
     temporal: { ...config.temporal, connect: config.temporal.connect ? '[envconfig profile]' : undefined },
+    provisioning: {
+      ...config.provisioning,
+      databaseUrl: config.provisioning.databaseUrl === undefined ? undefined : '[redacted]',
+      http:
+        config.provisioning.http === undefined
+          ? undefined
+          : {
+              ...config.provisioning.http,
+              // The query string may carry a key of its own; the origin and path say where.
+              url: `${new URL(config.provisioning.http.url).origin}${new URL(config.provisioning.http.url).pathname}`,
+              token: config.provisioning.http.token === undefined ? undefined : '[redacted]',
+            },
+    },
   };
 }
 

@@ -25,7 +25,7 @@ import { type NativeConnection, type Worker } from '@temporalio/worker';
 import { type AppConfig } from '../config';
 import { createTemporalConnection } from '../client';
 import { STRIPE_WEBHOOK_PATH, startHttpIntake, type HttpIntake } from '../http/server';
-import { SqliteProvisioner } from '../provisioning';
+import { createProvisioner, describeProvisioning } from '../provisioning';
 import { stripeClientFromConfig } from '../stripe/client';
 import { startStripeEmulator, type StripeEmulator } from '../stripe-emulator';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
@@ -234,8 +234,9 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
     closers.push({ name: 'Temporal client connection', close: () => connection.close() });
     const client = new Client({ connection, namespace: effective.temporal.namespace });
 
-    const provisioner = new SqliteProvisioner(effective.provisioning.sqlitePath);
-    closers.push({ name: 'provisioning database', close: () => provisioner.close() });
+    const provisioner = createProvisioner(effective.provisioning);
+    closers.push({ name: 'provisioning', close: () => provisioner.close() });
+    log(`Provisioning: ${describeProvisioning(effective.provisioning)}`);
     const stripe = stripeClientFromConfig(effective.stripe);
     let exampleCustomerId: string | undefined;
     if (emulator !== undefined) {

@@ -50,4 +50,93 @@ describe('config', () => {
     const c = loadConfig({ STRIPE_API_BASE: 'http://127.0.0.1:12111' });
     assert.deepEqual(c.stripe.apiBase, { host: '127.0.0.1', port: 12111, protocol: 'http' });
   });
+
+  describe('provisioning backend', () => {
+    it('is SQLite in the data directory by default', () => {
+      const c = loadConfig({ DATA_DIR: 'elsewhere' });
+      assert.equal(c.provisioning.backend, 'sqlite');
+      assert.equal(c.provisioning.sqlitePath, path.resolve('elsewhere', 'provisioning.sqlite'));
+      assert.equal(c.provisioning.databaseUrl, undefined);
+      assert.equal(c.provisioning.http, undefined);
+    });
+
+    it('is PostgreSQL when DATABASE_URL is set, and the URL (with its password) is never logged', () => {
+      const url = 'postgresql://checkout:s3cretPassw0rd@db.example:5433/shop?sslmode=require';
+      const c = loadConfig({ DATABASE_URL: url });
+      assert.equal(c.provisioning.backend, 'postgres');
+      assert.equal(c.provisioning.databaseUrl, url);
+      const logged = JSON.stringify(redactConfig(c));
+      assert.ok(!logged.includes('s3cretPassw0rd'));
+      assert.ok(!logged.includes('db.example'));
+    });
+
+    it('refuses a DATABASE_URL that is not a PostgreSQL URL without echoing it', () => {
+      const url = 'mysql://root:hunter2@db.example/shop';
+      assert.throws(
+        () => loadConfig({ DATABASE_URL: url }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.match(err.message, /DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/);
+          assert.ok(!err.message.includes('hunter2'));
+          return true;
+        },
+      );
+    });
+
+    it('is the HTTP endpoint when PROVISIONING_HTTP_URL is set, with the token redacted and a 10 s timeout', () => {
+      const c = loadConfig({
+        PROVISIONING_HTTP_URL: 'https://shop.example/provisioning/',
+        PROVISIONING_HTTP_TOKEN: 'tok_live_abcdef',
+      });
+      assert.equal(c.provisioning.backend, 'http');
+      assert.deepEqual(c.provisioning.http, {
+        url: 'https://shop.example/provisioning/',
+        token: 'tok_live_abcdef',
+        timeoutMs: 10_000,
+      });
+      assert.ok(!JSON.stringify(redactConfig(c)).includes('tok_live_abcdef'));
+    });
+
+    it('names both variables when DATABASE_URL and PROVISIONING_HTTP_URL are set', () => {
+      assert.throws(
+        () =>
+          loadConfig({
+            DATABASE_URL: 'postgres://db.example/shop',
+            PROVISIONING_HTTP_URL: 'https://shop.example/provisioning',
+          }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.equal(err.problems.length, 1);
+          assert.match(err.message, /DATABASE_URL and PROVISIONING_HTTP_URL: both are set/);
+          return true;
+        },
+      );
+    });
+
+    it('lists every HTTP provisioning problem: credentials in the URL, a token without a URL, a bad timeout', () => {
+      assert.throws(
+        () =>
+          loadConfig({
+            PROVISIONING_HTTP_URL: 'https://user:urlPassw0rd@shop.example/provisioning',
+            PROVISIONING_HTTP_TIMEOUT_MS: '60000',
+          }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.match(err.message, /PROVISIONING_HTTP_URL: must not carry credentials/);
+          assert.match(err.message, /PROVISIONING_HTTP_TIMEOUT_MS/);
+          assert.ok(!err.message.includes('urlPassw0rd'));
+          return true;
+        },
+      );
+      assert.throws(
+        () => loadConfig({ PROVISIONING_HTTP_TOKEN: 'tok_orphan' }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.match(err.message, /PROVISIONING_HTTP_TOKEN: is set but PROVISIONING_HTTP_URL is not/);
+          assert.ok(!err.message.includes('tok_orphan'));
+          return true;
+        },
+      );
+    });
+  });
 });

@@ -4,8 +4,33 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteProvisioner } from '../../src/provisioning';
+import { provisionerContract, type ContractBackend } from './contract';
 
 describe('SqliteProvisioner', () => {
+  describe('on a file shared by several provisioners', () => {
+    let dir: string;
+    let backend: ContractBackend;
+    before(() => {
+      dir = mkdtempSync(path.join(tmpdir(), 'provisioning-contract-'));
+      const file = path.join(dir, 'contract.sqlite');
+      backend = {
+        open: () => Promise.resolve(new SqliteProvisioner(file)),
+        async refundsOf(workflowId) {
+          const reader = new SqliteProvisioner(file);
+          try {
+            return await reader.refunds(workflowId);
+          } finally {
+            await reader.close();
+          }
+        },
+      };
+    });
+    after(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    provisionerContract(() => backend);
+  });
+
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'provisioning-'));

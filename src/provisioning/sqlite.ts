@@ -1,0 +1,152 @@
+/**
+ * The default provisioning store: entitlements and refunds in one SQLite file (better-sqlite3).
+ *
+ * Uniqueness on the workflow id and on the order id is enforced by the table; a grant is
+ * `INSERT … ON CONFLICT DO NOTHING` followed by a read of the row, in one immediate transaction, so
+ * two processes sharing the file (a worker and its replacement) still grant once. WAL and a busy
+ * timeout let them share it. Semantics are the `Provisioner` contract in ./index.ts.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Entitlement, ProvisionRequest } from '../workflows/definitions';
+import type { Provisioner, RecordedRefund, RefundRecordRequest } from './index';
+
+interface Row {
+  entitlement_id: string;
+  workflow_id: string;
+  order_id: string;
+  payment_intent_id: string;
+  sku: string;
+  quantity: number;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+function toEntitlement(r: Row): Entitlement {
+  return {
+    entitlementId: r.entitlement_id,
+    workflowId: r.workflow_id,
+    orderId: r.order_id,
+    paymentIntentId: r.payment_intent_id,
+    sku: r.sku,
+    quantity: r.quantity,
+    createdAt: r.created_at,
+    ...(r.revoked_at === null ? {} : { revokedAt: r.revoked_at }),
+  };
+}
+
+export class SqliteProvisioner implements Provisioner {
+  private readonly db: Database.Database;
+
+  /** `filename` `:memory:` keeps everything in process (tests that need no second process). */
+  constructor(filename: string) {
+    if (filename !== ':memory:') mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
+    this.db = new Database(filename);
+    // WAL plus a busy timeout: a worker killed mid-write and its replacement can share the file.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS entitlements (
+        entitlement_id    TEXT PRIMARY KEY,
+        workflow_id       TEXT NOT NULL UNIQUE,
+        order_id          TEXT NOT NULL UNIQUE,
+        payment_intent_id TEXT NOT NULL,
+        sku               TEXT NOT NULL,
+        quantity          INTEGER NOT NULL CHECK (quantity > 0),
+        created_at        TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS refunds (
+        refund_id   TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        amount      INTEGER NOT NULL CHECK (amount > 0),
+        full_refund INTEGER NOT NULL,
+        recorded_at TEXT NOT NULL
+      )`);
+    // Files written before refunds existed lack the column; add it in place.
+    const columns = this.db.prepare('PRAGMA table_info(entitlements)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'revoked_at')) {
+      this.db.exec('ALTER TABLE entitlements ADD COLUMN revoked_at TEXT');
+    }
+  }
+
+  recordRefund(refund: RefundRecordRequest): Promise<Entitlement | undefined> {
+    const record = this.db.transaction((r: RefundRecordRequest): Row | undefined => {
+      const now = new Date().toISOString();
+      this.db
+        .prepare(
+          `INSERT INTO refunds (refund_id, workflow_id, amount, full_refund, recorded_at)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+        )
+        .run(r.refundId, r.workflowId, r.amount, r.full ? 1 : 0, now);
+      if (r.full) {
+        this.db
+          .prepare('UPDATE entitlements SET revoked_at = ? WHERE workflow_id = ? AND revoked_at IS NULL')
+          .run(now, r.workflowId);
+      }
+      return this.db.prepare('SELECT * FROM entitlements WHERE workflow_id = ?').get(r.workflowId) as
+        Row | undefined;
+    });
+    const row = record.immediate(refund);
+    return Promise.resolve(row ? toEntitlement(row) : undefined);
+  }
+
+  /** Refunds recorded for a checkout, oldest first. */
+  refunds(workflowId: string): Promise<readonly RecordedRefund[]> {
+    const rows = this.db
+      .prepare(
+        'SELECT refund_id, amount, full_refund FROM refunds WHERE workflow_id = ? ORDER BY recorded_at, rowid',
+      )
+      .all(workflowId) as { refund_id: string; amount: number; full_refund: number }[];
+    return Promise.resolve(
+      rows.map((r) => ({ refundId: r.refund_id, amount: r.amount, full: r.full_refund === 1 })),
+    );
+  }
+
+  provision(request: ProvisionRequest): Promise<Entitlement> {
+    const grant = this.db.transaction((req: ProvisionRequest): Row | undefined => {
+      this.db
+        .prepare(
+          `INSERT INTO entitlements
+             (entitlement_id, workflow_id, order_id, payment_intent_id, sku, quantity, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+        )
+        .run(
+          `ent_${req.workflowId}`,
+          req.workflowId,
+          req.orderId,
+          req.paymentIntentId,
+          req.item.sku,
+          req.item.quantity,
+          new Date().toISOString(),
+        );
+      return this.db.prepare('SELECT * FROM entitlements WHERE workflow_id = ?').get(req.workflowId) as
+        Row | undefined;
+    });
+    const row = grant.immediate(request);
+    if (!row) {
+      return Promise.reject(
+        new Error(`Order ${request.orderId} is already provisioned under another workflow id`),
+      );
+    }
+    return Promise.resolve(toEntitlement(row));
+  }
+
+  get(workflowId: string): Promise<Entitlement | undefined> {
+    const row = this.db.prepare('SELECT * FROM entitlements WHERE workflow_id = ?').get(workflowId) as
+      Row | undefined;
+    return Promise.resolve(row ? toEntitlement(row) : undefined);
+  }
+
+  list(): Promise<readonly Entitlement[]> {
+    const rows = this.db.prepare('SELECT * FROM entitlements ORDER BY created_at').all() as Row[];
+    return Promise.resolve(rows.map(toEntitlement));
+  }
+
+  close(): Promise<void> {
+    this.db.close();
+    return Promise.resolve();
+  }
+}
