@@ -9,6 +9,8 @@
  *   retry-payment ORDER_ID --payment-method pm_… --actor WHO --reason WHY
  *   cancel ORDER_ID --actor WHO --reason WHY
  *   resolve ORDER_ID --outcome recheck|abandon --actor WHO --reason WHY
+ *   reconcile [--now [--dry-run]]
+ *   resolve-case PAYMENT_INTENT_ID --outcome refunded|provisioned|no_action --actor WHO --reason WHY
  *
  * Every command takes `--json` for machine-readable output. Exit codes: 0 done; 1 the operation
  * failed (unknown order, refused by the workflow, Temporal unreachable); 2 bad usage or input, in
@@ -18,7 +20,12 @@
  * embedded server's port that `npm start` runs).
  */
 import { parseArgs } from 'node:util';
-import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  Client,
+  ScheduleNotFoundError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import {
   CheckoutConflictError,
   InvalidCheckoutInputError,
@@ -33,7 +40,22 @@ import {
 } from '../client';
 import { ConfigError, loadConfig, type AppConfig } from '../config';
 import {
+  InvalidCaseRequestError,
+  listReconciliationCases,
+  resolveReconciliationCase,
+  type CaseListEntry,
+} from '../reconciler/cases';
+import {
+  latestReconcileRun,
+  reconcilerScheduleExists,
+  runReconcilerOnce,
+  triggerReconcilerNow,
+  type ReconcileRun,
+} from '../reconciler/schedule';
+import {
   CHECKOUT_STATES,
+  RECONCILER_FINDING_KINDS,
+  validateCaseResolveRequest,
   validateCancelRequest,
   validateCheckoutInput,
   validateResolveRequest,
@@ -41,6 +63,7 @@ import {
   type CheckoutInput,
   type CheckoutState,
   type CheckoutStatus,
+  type CaseResolution,
   type ResolveOutcome,
   type Validation,
 } from '../workflows/definitions';
@@ -61,6 +84,11 @@ Commands:
                                           cancel an unpaid checkout
   resolve ORDER_ID --outcome recheck|abandon --actor WHO --reason WHY
                                           decide a checkout in needs_attention
+  reconcile [--now [--dry-run]]           the reconciler's latest findings and open cases; --now
+                                          runs it (through its schedule) and waits; --dry-run
+                                          finds without fixing
+  resolve-case PAYMENT_INTENT_ID --outcome refunded|provisioned|no_action --actor WHO --reason WHY
+                                          close a reconciliation case after acting on it
 
 Every command accepts --json. Exit codes: 0 ok, 1 operation failed, 2 bad usage (nothing sent).
 `;
@@ -96,6 +124,15 @@ export type Command =
       readonly name: 'resolve';
       readonly orderId: string;
       readonly outcome: ResolveOutcome;
+      readonly actor: string;
+      readonly reason: string;
+      readonly json: boolean;
+    }
+  | { readonly name: 'reconcile'; readonly now: boolean; readonly dryRun: boolean; readonly json: boolean }
+  | {
+      readonly name: 'resolve-case';
+      readonly paymentIntentId: string;
+      readonly outcome: CaseResolution;
       readonly actor: string;
       readonly reason: string;
       readonly json: boolean;
@@ -157,6 +194,8 @@ const OPTIONS = {
   actor: { type: 'string' },
   reason: { type: 'string' },
   outcome: { type: 'string' },
+  now: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -169,6 +208,8 @@ const ALLOWED: Readonly<Record<Exclude<Command['name'], 'help'>, readonly Option
   'retry-payment': ['payment-method', 'actor', 'reason'],
   cancel: ['actor', 'reason'],
   resolve: ['outcome', 'actor', 'reason'],
+  reconcile: ['now', 'dry-run'],
+  'resolve-case': ['outcome', 'actor', 'reason'],
 };
 
 function isCommandName(s: string): s is keyof typeof ALLOWED {
@@ -203,9 +244,15 @@ export function parseCommand(argv: readonly string[]): Command {
     if (key !== 'json' && !ALLOWED[name].includes(key)) problems.push(`--${key}: not an option of "${name}"`);
   }
   const json = values.json === true;
-  const takesOrderId = name !== 'start' && name !== 'list';
+  const takesOrderId = name !== 'start' && name !== 'list' && name !== 'reconcile';
   const orderId = rest[0];
-  if (takesOrderId && orderId === undefined) problems.push('ORDER_ID: missing (the order to act on)');
+  if (takesOrderId && orderId === undefined) {
+    problems.push(
+      name === 'resolve-case'
+        ? 'PAYMENT_INTENT_ID: missing (the case to resolve)'
+        : 'ORDER_ID: missing (the order to act on)',
+    );
+  }
   const extra = takesOrderId ? rest.slice(1) : rest;
   if (extra.length > 0) problems.push(`unexpected argument(s): ${extra.join(' ')}`);
 
@@ -257,6 +304,20 @@ export function parseCommand(argv: readonly string[]): Command {
       const v = validateResolveRequest({ outcome: values.outcome, ...actorReason });
       if (!v.ok) problems.push(...asFlags(v.problems));
       return finish(() => ({ name, orderId: orderId ?? '', ...checked(v), json }));
+    }
+    case 'reconcile': {
+      const now = values.now === true;
+      const dryRun = values['dry-run'] === true;
+      if (dryRun && !now) problems.push('--dry-run: only with --now (a dry run is a run)');
+      return finish(() => ({ name, now, dryRun, json }));
+    }
+    case 'resolve-case': {
+      if (orderId !== undefined && !/^pi_[A-Za-z0-9_]{1,250}$/.test(orderId)) {
+        problems.push('PAYMENT_INTENT_ID: must be a PaymentIntent id (pi_…)');
+      }
+      const v = validateCaseResolveRequest({ outcome: values.outcome, ...actorReason });
+      if (!v.ok) problems.push(...asFlags(v.problems));
+      return finish(() => ({ name, paymentIntentId: orderId ?? '', ...checked(v), json }));
     }
   }
 }
@@ -319,6 +380,49 @@ export function formatList(entries: readonly CheckoutListEntry[]): string {
   );
 }
 
+export function formatReconcileRun(run: ReconcileRun | undefined): string {
+  if (run === undefined) return 'The reconciler has not run yet.';
+  const head = `Reconcile run ${run.workflowId}: ${run.status}`;
+  const r = run.result;
+  if (r === undefined) return head;
+  const counts = RECONCILER_FINDING_KINDS.map((k) => `${k} ${r.counts[k]} (fixed ${r.fixes[k]})`).join(', ');
+  const lines = [
+    head,
+    `  ${r.startedAt} to ${r.finishedAt}${r.dryRun ? ' (dry run: nothing changed)' : ''}`,
+    `  read ${r.scanned} PaymentIntents created since ${new Date(r.createdGte * 1000).toISOString()}, ` +
+      `${r.withCheckoutMetadata} from checkouts`,
+    `  findings: ${counts}`,
+  ];
+  if (r.findings.length === 0) return `${lines.join('\n')}\n\nNo findings.`;
+  const table = formatTable(
+    ['kind', 'PaymentIntent', 'order', 'amount', 'checkout', 'outcome', 'case / note'],
+    r.findings.map((f) => [
+      f.kind,
+      f.paymentIntentId,
+      f.orderId,
+      `${f.amount} ${f.currency}`,
+      f.checkout,
+      f.outcome,
+      f.caseWorkflowId ?? f.note ?? '-',
+    ]),
+  );
+  const more = r.findingsNotListed > 0 ? `\n(${r.findingsNotListed} more not listed)` : '';
+  return `${lines.join('\n')}\n\n${table}${more}`;
+}
+
+export function formatCases(cases: readonly CaseListEntry[]): string {
+  if (cases.length === 0) return 'No open reconciliation cases.';
+  return formatTable(
+    ['case', 'order', 'PaymentIntent', 'needs attention since'],
+    cases.map((c) => [
+      c.workflowId,
+      c.orderId ?? '-',
+      c.paymentIntentId ?? '-',
+      c.needsAttentionSince?.toISOString() ?? '-',
+    ]),
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running
 
@@ -343,6 +447,10 @@ function failureMessage(err: unknown, orderId: string | undefined): string | und
   if (err instanceof CheckoutConflictError)
     return `${err.message}; use a new order id for a different purchase`;
   if (err instanceof InvalidCheckoutInputError) return err.message;
+  if (err instanceof InvalidCaseRequestError) return err.message;
+  if (err instanceof ScheduleNotFoundError) {
+    return 'There is no reconciler schedule (npm start creates it); run once with "reconcile --now"';
+  }
   return undefined;
 }
 
@@ -394,6 +502,41 @@ async function execute(
       const { orderId, outcome, actor, reason } = command;
       const status = await resolveCheckout(client, orderId, { outcome, actor, reason });
       print(status, () => `Resolve (${outcome}) accepted.\n\n${formatStatus(status)}`);
+      return;
+    }
+    case 'reconcile': {
+      if (command.now) {
+        const taskQueue = config.temporal.taskQueue;
+        const run = command.dryRun
+          ? await runReconcilerOnce(client, { taskQueue, options: { dryRun: true } })
+          : (await reconcilerScheduleExists(client))
+            ? await triggerReconcilerNow(client)
+            : await runReconcilerOnce(client, { taskQueue });
+        print(run, () => formatReconcileRun(run));
+        return;
+      }
+      const run = await latestReconcileRun(client);
+      const openCases = await listReconciliationCases(client, { open: true, limit: 100 });
+      print(
+        { run, openCases },
+        () => `${formatReconcileRun(run)}\n\nOpen reconciliation cases:\n${formatCases(openCases)}`,
+      );
+      return;
+    }
+    case 'resolve-case': {
+      const { paymentIntentId, outcome, actor, reason } = command;
+      let status;
+      try {
+        status = await resolveReconciliationCase(client, paymentIntentId, { outcome, actor, reason });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) {
+          throw new InvalidCaseRequestError([
+            `no open reconciliation case for ${paymentIntentId} (none exists, or it is already resolved)`,
+          ]);
+        }
+        throw err;
+      }
+      print(status, () => `Case ${status.caseWorkflowId} resolved (${outcome}) by ${actor}.`);
       return;
     }
   }

@@ -46,11 +46,14 @@ describe('reconciler metrics', () => {
       stripe: {} as Stripe,
       provisioner: {} as Provisioner,
     });
-    await new MockActivityEnvironment(undefined, { metricMeter: meter }).run(activities.recordReconcileRun, {
-      scanned: 120,
-      counts: { orphan: 3, paid_not_provisioned: 1, charged_without_checkout: 0, duplicate_payment: 2 },
-      fixes: { orphan: 2, paid_not_provisioned: 1, charged_without_checkout: 0, duplicate_payment: 0 },
-    });
+    await new MockActivityEnvironment(undefined, { metricMeter: meter }).run(
+      (input: Parameters<typeof activities.recordReconcileRun>[0]) => activities.recordReconcileRun(input),
+      {
+        scanned: 120,
+        counts: { orphan: 3, paid_not_provisioned: 1, charged_without_checkout: 0, duplicate_payment: 2 },
+        fixes: { orphan: 2, paid_not_provisioned: 1, charged_without_checkout: 0, duplicate_payment: 0 },
+      },
+    );
     assert.equal(meter.total(RECONCILER_METRICS.runs), 1);
     assert.equal(meter.total(RECONCILER_METRICS.scanned), 120);
     assert.equal(meter.total(RECONCILER_METRICS.findings, { kind: 'orphan' }), 3);

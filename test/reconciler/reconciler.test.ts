@@ -6,7 +6,6 @@
  * emulator's ledger and event log.
  */
 import assert from 'node:assert/strict';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { startCheckout, waitForCheckoutResult, cancelCheckout } from '../../src/client';
 import {
   getReconciliationCase,
