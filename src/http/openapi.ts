@@ -7,7 +7,14 @@
  * is; every example request passes the shared validation; every field the schemas name is one the
  * validation accepts, and every limit matches the exported constants.
  */
-import { AMOUNT_MAX, CHECKOUT_STATES, ORDER_ID_MAX_LENGTH, QUANTITY_MAX } from '../workflows/definitions';
+import {
+  AMOUNT_MAX,
+  CHECKOUT_STATES,
+  HOSTED_PAYMENT_METHOD_TYPES,
+  ORDER_ID_MAX_LENGTH,
+  QUANTITY_MAX,
+  RETURN_URL_MAX_LENGTH,
+} from '../workflows/definitions';
 
 type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
 
@@ -42,6 +49,17 @@ export const EXAMPLE_CHECKOUT_REQUEST = {
   customerId: 'cus_Demo123',
   paymentMethodId: 'pm_card_visa',
   provision: { sku: 'pro-plan', quantity: 1 },
+} as const;
+
+/** A hosted checkout: the customer pays on Stripe's page; the answer carries its URL. */
+export const EXAMPLE_HOSTED_CHECKOUT_REQUEST = {
+  mode: 'hosted',
+  orderId: 'order-1002',
+  amount: 4200,
+  currency: 'usd',
+  provision: { sku: 'pro-plan', quantity: 1 },
+  successUrl: 'https://shop.example.com/thanks?session_id={CHECKOUT_SESSION_ID}',
+  cancelUrl: 'https://shop.example.com/cart',
 } as const;
 
 export const EXAMPLE_RETRY_REQUEST = {
@@ -92,14 +110,29 @@ export function openApiDocument(): Json {
           summary: 'Start the checkout for an order, or return the one that exists',
           description:
             'Idempotent by `orderId`: the first request answers 201, a repeat with the same terms 200 ' +
-            'with the same body, and nothing is charged twice. A repeat with other terms is a 409.',
-          requestBody: jsonBody(ref('CheckoutRequest'), EXAMPLE_CHECKOUT_REQUEST),
+            'with the same body, and nothing is charged twice. A repeat with other terms is a 409. ' +
+            'Without `mode` (or with `"card"`) the checkout charges the given payment method; with ' +
+            '`mode: "hosted"` it creates a Stripe Checkout Session and the answer carries its `url`, ' +
+            'where the customer pays (a repeat answers the same url while the session is open).',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: { oneOf: [ref('CheckoutRequest'), ref('HostedCheckoutRequest')] },
+                examples: {
+                  card: { value: EXAMPLE_CHECKOUT_REQUEST },
+                  hosted: { value: EXAMPLE_HOSTED_CHECKOUT_REQUEST },
+                },
+              },
+            },
+          },
           responses: {
-            '201': jsonResponse('The checkout was started by this request.', ref('Checkout')),
-            '200': jsonResponse(
-              'The checkout already existed; same body as the first answer.',
-              ref('Checkout'),
-            ),
+            '201': jsonResponse('The checkout was started by this request.', {
+              oneOf: [ref('Checkout'), ref('HostedCheckout')],
+            }),
+            '200': jsonResponse('The checkout already existed; same body as the first answer.', {
+              oneOf: [ref('Checkout'), ref('HostedCheckout')],
+            }),
             '400': errorResponse(
               'A field is missing or invalid; `fields` names each one. Nothing was started.',
             ),
@@ -233,6 +266,112 @@ export function openApiDocument(): Json {
             },
           },
         },
+        HostedCheckoutRequest: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['mode', 'orderId', 'amount', 'currency', 'provision', 'successUrl', 'cancelUrl'],
+          properties: {
+            mode: { const: 'hosted' },
+            orderId: {
+              type: 'string',
+              minLength: 1,
+              maxLength: ORDER_ID_MAX_LENGTH,
+              pattern: '^[A-Za-z0-9_-]+$',
+              description: 'Your order id: the dedupe key, shared with card checkouts.',
+            },
+            amount: { type: 'integer', minimum: 1, maximum: AMOUNT_MAX },
+            currency: { type: 'string', pattern: '^[a-z]{3}$' },
+            customerId: {
+              type: 'string',
+              pattern: '^cus_[A-Za-z0-9]{1,200}$',
+              description: 'Optional: without it the hosted page asks for an email.',
+            },
+            provision: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['sku', 'quantity'],
+              properties: {
+                sku: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+                quantity: { type: 'integer', minimum: 1, maximum: QUANTITY_MAX },
+              },
+            },
+            successUrl: {
+              type: 'string',
+              format: 'uri',
+              maxLength: RETURN_URL_MAX_LENGTH,
+              description: 'http(s) URL the page sends the customer to after paying.',
+            },
+            cancelUrl: {
+              type: 'string',
+              format: 'uri',
+              maxLength: RETURN_URL_MAX_LENGTH,
+              description: "http(s) URL of the page's cancel link.",
+            },
+            paymentMethodTypes: {
+              type: 'array',
+              minItems: 1,
+              uniqueItems: true,
+              items: { type: 'string', enum: [...HOSTED_PAYMENT_METHOD_TYPES] },
+              description: 'Methods offered on the page. Default ["card"].',
+            },
+            options: {
+              type: 'object',
+              additionalProperties: false,
+              description: 'Durations in milliseconds that shorten the production defaults (tests, demos).',
+              properties: {
+                sessionTimeoutMs: { type: 'integer', minimum: 1000, maximum: 24 * 60 * 60 * 1000 },
+                asyncPaymentTimeoutMs: { type: 'integer', minimum: 1 },
+                paymentPollIntervalMs: { type: 'integer', minimum: 1 },
+                stripeKeyBudgetMs: { type: 'integer', minimum: 1 },
+                stripeCallTimeoutMs: { type: 'integer', minimum: 1 },
+                reconcileIntervalMs: { type: 'integer', minimum: 1 },
+              },
+            },
+          },
+        },
+        HostedCheckout: {
+          type: 'object',
+          required: [
+            'orderId',
+            'workflowId',
+            'mode',
+            'amount',
+            'currency',
+            'provision',
+            'state',
+            'checkoutSession',
+            'links',
+          ],
+          properties: {
+            orderId: { type: 'string' },
+            workflowId: { type: 'string' },
+            mode: { const: 'hosted' },
+            amount: { type: 'integer' },
+            currency: { type: 'string' },
+            customerId: { type: 'string' },
+            provision: {
+              type: 'object',
+              properties: { sku: { type: 'string' }, quantity: { type: 'integer' } },
+            },
+            state: { type: 'string', enum: [...CHECKOUT_STATES] },
+            checkoutSession: {
+              type: 'object',
+              required: ['url'],
+              properties: {
+                id: { type: 'string', description: 'cs_…' },
+                url: {
+                  type: ['string', 'null'],
+                  description: 'The hosted payment page while the session is open; null once it closed.',
+                },
+              },
+            },
+            links: {
+              type: 'object',
+              required: ['status'],
+              properties: { status: { type: 'string', description: 'Path of the status resource.' } },
+            },
+          },
+        },
         Checkout: {
           type: 'object',
           required: ['orderId', 'workflowId', 'amount', 'currency', 'customerId', 'provision', 'links'],
@@ -283,6 +422,18 @@ export function openApiDocument(): Json {
               type: 'object',
               description: 'Stripe webhook events received (once per event id) and redeliveries ignored.',
               properties: { received: { type: 'integer' }, duplicates: { type: 'integer' } },
+            },
+            mode: { const: 'hosted', description: 'Present only on a hosted checkout.' },
+            checkoutSession: {
+              type: 'object',
+              description: "A hosted checkout's Checkout Session, once it exists.",
+              properties: {
+                id: { type: 'string' },
+                url: { type: ['string', 'null'] },
+                status: { type: 'string', enum: ['open', 'complete', 'expired'] },
+                paymentStatus: { type: 'string', enum: ['paid', 'unpaid', 'no_payment_required'] },
+                expiresAt: { type: 'string', format: 'date-time' },
+              },
             },
           },
         },

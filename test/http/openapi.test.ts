@@ -3,6 +3,7 @@ import { Client } from '@temporalio/client';
 import {
   EXAMPLE_CANCEL_REQUEST,
   EXAMPLE_CHECKOUT_REQUEST,
+  EXAMPLE_HOSTED_CHECKOUT_REQUEST,
   EXAMPLE_RESOLVE_REQUEST,
   EXAMPLE_RETRY_REQUEST,
   openApiDocument,
@@ -14,6 +15,7 @@ import {
   QUANTITY_MAX,
   validateCancelRequest,
   validateCheckoutInput,
+  validateHostedCheckoutInput,
   validateResolveRequest,
   validateRetryPaymentRequest,
 } from '../../src/workflows/definitions';
@@ -83,6 +85,34 @@ describe('OpenAPI description', () => {
       );
     }
     assert.equal(validateCheckoutInput({ ...EXAMPLE_CHECKOUT_REQUEST, options: { nope: 1 } }).ok, false);
+  });
+
+  it('describes the hosted request with exactly the fields its validation accepts', () => {
+    const request = schema('HostedCheckoutRequest');
+    const { mode, ...example } = EXAMPLE_HOSTED_CHECKOUT_REQUEST;
+    assert.equal(mode, 'hosted');
+    assert.equal(validateHostedCheckoutInput(example).ok, true);
+    const full = {
+      ...example,
+      customerId: 'cus_Demo123',
+      paymentMethodTypes: ['card'],
+      options: { sessionTimeoutMs: 60_000 },
+    };
+    assert.equal(validateHostedCheckoutInput(full).ok, true);
+    assert.deepEqual(Object.keys(request.properties ?? {}).sort(), ['mode', ...Object.keys(full)].sort());
+    for (const field of (request.required ?? []).filter((f) => f !== 'mode')) {
+      const without: Record<string, unknown> = { ...example };
+      delete without[field];
+      const v = validateHostedCheckoutInput(without);
+      assert.ok(!v.ok && v.problems.some((p) => p.startsWith(`${field}:`)), `${field} is required`);
+    }
+    for (const option of Object.keys(request.properties?.options?.properties ?? {})) {
+      assert.equal(
+        validateHostedCheckoutInput({ ...example, options: { [option]: 60_000 } }).ok,
+        true,
+        option,
+      );
+    }
   });
 
   it('states the same limits as the shared constants', () => {
