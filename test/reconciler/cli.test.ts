@@ -4,8 +4,12 @@
 import assert from 'node:assert/strict';
 import { EXIT, parseCommand, runCli, UsageError, type CliIo } from '../../src/cli/main';
 import { loadConfig, type AppConfig } from '../../src/config';
-import type { ReconcileRun } from '../../src/reconciler/schedule';
-import { checkoutWorkflowId, reconciliationCaseWorkflowId } from '../../src/workflows/definitions';
+import { ensureReconcilerSchedule, type ReconcileRun } from '../../src/reconciler/schedule';
+import {
+  RECONCILER_SCHEDULE_ID,
+  checkoutWorkflowId,
+  reconciliationCaseWorkflowId,
+} from '../../src/workflows/definitions';
 import { uniqueName } from '../support/temporal';
 import { newOrder, startHarness, type CheckoutHarness } from '../workflows/support';
 
@@ -70,26 +74,44 @@ describe('operator CLI reconcile', function () {
       metadata: { order_id: orderId, checkout_workflow_id: checkoutWorkflowId(orderId), generation: '1' },
     });
 
-    await h.withWorker(taskQueue, async () => {
-      const dry = await cli(['reconcile', '--now', '--dry-run', '--json']);
-      assert.equal(dry.code, EXIT.ok, dry.err.join('\n'));
-      const dryRun = JSON.parse(dry.out.join('')) as ReconcileRun;
-      const reported = dryRun.result?.findings.find((f) => f.paymentIntentId === pi.id);
-      assert.equal(reported?.outcome, 'reported');
+    // The shared dev server may hold the schedule from another test; point it at this worker.
+    await ensureReconcilerSchedule(h.client, { taskQueue, intervalMs: 24 * 60 * 60 * 1000 });
+    await h
+      .withWorker(taskQueue, async () => {
+        const dry = await cli(['reconcile', '--now', '--dry-run', '--json']);
+        assert.equal(dry.code, EXIT.ok, dry.err.join('\n'));
+        const dryRun = JSON.parse(dry.out.join('')) as ReconcileRun;
+        const reported = dryRun.result?.findings.find((f) => f.paymentIntentId === pi.id);
+        assert.equal(reported?.outcome, 'reported');
 
-      const now = await cli(['reconcile', '--now']);
-      assert.equal(now.code, EXIT.ok, now.err.join('\n'));
-      const text = now.out.join('\n');
-      assert.match(text, new RegExp(`charged_without_checkout\\s+${pi.id}`));
-      assert.match(text, new RegExp(reconciliationCaseWorkflowId(pi.id)));
+        const now = await cli(['reconcile', '--now']);
+        assert.equal(now.code, EXIT.ok, now.err.join('\n'));
+        const text = now.out.join('\n');
+        assert.match(text, new RegExp(`charged_without_checkout\\s+${pi.id}`));
+        assert.match(text, new RegExp(reconciliationCaseWorkflowId(pi.id)));
 
-      const resolve = ['resolve-case', pi.id, '--outcome', 'no_action', '--actor', 'ops', '--reason', 'test'];
-      const first = await cli(resolve);
-      assert.equal(first.code, EXIT.ok, first.err.join('\n'));
-      assert.match(first.out.join('\n'), /resolved \(no_action\) by ops/);
-      const second = await cli(resolve);
-      assert.equal(second.code, EXIT.failed);
-      assert.match(second.err.join('\n'), /already resolved/);
-    });
+        const resolve = [
+          'resolve-case',
+          pi.id,
+          '--outcome',
+          'no_action',
+          '--actor',
+          'ops',
+          '--reason',
+          'test',
+        ];
+        const first = await cli(resolve);
+        assert.equal(first.code, EXIT.ok, first.err.join('\n'));
+        assert.match(first.out.join('\n'), /resolved \(no_action\) by ops/);
+        const second = await cli(resolve);
+        assert.equal(second.code, EXIT.failed);
+        assert.match(second.err.join('\n'), /already resolved/);
+
+        const shown = await cli(['reconcile', '--json']);
+        assert.equal(shown.code, EXIT.ok, shown.err.join('\n'));
+        const latest = JSON.parse(shown.out.join('')) as { run: ReconcileRun };
+        assert.equal(latest.run.result?.counts.charged_without_checkout, 1);
+      })
+      .finally(() => h.client.schedule.getHandle(RECONCILER_SCHEDULE_ID).delete());
   });
 });
