@@ -6,8 +6,8 @@
  *
  * Running checkouts own their PaymentIntents: a PaymentIntent a running checkout follows is never
  * touched, a succeeded one is never turned into a case (the checkout provisions it or parks itself),
- * and a running checkout that is about to adopt what it created (validating, reconciling, creating)
- * keeps every PaymentIntent.
+ * and a running checkout that follows no PaymentIntent yet, or is about to adopt what it created
+ * (validating, reconciling, creating), keeps every PaymentIntent.
  */
 import {
   checkoutWorkflowId,
@@ -126,11 +126,15 @@ export function classify(
           `unconfirmed and checkout ${obs.ref.workflowId} is ${describeCheckout(checkout)}`,
         );
       case 'running':
-        if (checkout.paymentIntentId === pi.id) return undefined;
+        // Only a checkout that demonstrably follows another PaymentIntent has let this one go. One
+        // that follows none may not know its PaymentIntent yet (a hosted checkout's open Checkout
+        // Session pays a PaymentIntent the workflow learns of only at completion; a card checkout
+        // whose create answer was lost is still looking for it).
+        if (checkout.paymentIntentId === undefined || checkout.paymentIntentId === pi.id) return undefined;
         if (checkout.state === undefined || ADOPTING_STATES.includes(checkout.state)) return undefined;
         return finding(
           'orphan',
-          `unconfirmed; running checkout ${obs.ref.workflowId} follows ${checkout.paymentIntentId ?? 'no PaymentIntent'}`,
+          `unconfirmed; running checkout ${obs.ref.workflowId} follows ${checkout.paymentIntentId}`,
         );
     }
   }

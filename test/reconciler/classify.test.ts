@@ -75,6 +75,15 @@ describe('reconciler classify', () => {
       assert.match(f?.detail ?? '', /follows pi_2/);
     });
 
+    it('is left alone while a running checkout follows no PaymentIntent yet (an open hosted session)', () => {
+      const running: CheckoutView = {
+        kind: 'running',
+        state: 'awaiting_customer_action',
+        paymentIntentId: undefined,
+      };
+      assert.equal(classify(obs('requires_payment_method', running), NOW_MS, GRACE_MS), undefined);
+    });
+
     it('is left alone while a running checkout may still adopt what it created', () => {
       for (const state of ['validating', 'reconciling', 'creating_payment', undefined]) {
         const running: CheckoutView = { kind: 'running', state, paymentIntentId: undefined };
