@@ -95,7 +95,9 @@ async function startCluster(): Promise<TestPostgres> {
   if (bin === undefined) throw missingPostgres();
   const user = asServerUser();
   const prefix = user?.prefix ?? [];
-  const dir = mkdtempSync(path.join(tmpdir(), 'provisioning-pg-'));
+  // /tmp when there is one: the `postgres` user can reach it, and the socket path stays below the
+  // 107 bytes a unix socket name may have (a long TMPDIR would break both).
+  const dir = mkdtempSync(path.join(existsSync('/tmp') ? '/tmp' : tmpdir(), 'provisioning-pg-'));
   if (user) chownSync(dir, user.uid, user.gid);
   const data = path.join(dir, 'data');
   const pgCtl = path.join(bin, 'pg_ctl');
