@@ -171,6 +171,52 @@ describe('reconciler', function () {
     });
   });
 
+  it('pages through the window, and a continued run resumes after its cursor with the counts it carried', async function () {
+    const { taskQueue } = newOrder(h, this.test?.title ?? 'continued');
+    const older = await plantUnconfirmed(uniqueName('continued-older'));
+    const newer = await plantUnconfirmed(uniqueName('continued-newer'));
+    const startedAt = new Date().toISOString();
+    await h.withWorker(taskQueue, async () => {
+      const result = await h.client.workflow.execute<typeof reconcile>(reconcileWorkflowType, {
+        workflowId: `${uniqueName('reconcile-continued')}-${++runs}`,
+        taskQueue,
+        args: [
+          {
+            options: { orphanGraceMs: 0, dryRun: true, pageSize: 2 },
+            progress: {
+              nowMs: Date.now(),
+              startedAt,
+              cursor: newer,
+              scanned: 10,
+              withCheckoutMetadata: 7,
+              findings: [],
+              findingsNotListed: 0,
+              counts: {
+                orphan: 5,
+                paid_not_provisioned: 0,
+                charged_without_checkout: 0,
+                duplicate_payment: 0,
+              },
+              fixes: {
+                orphan: 0,
+                paid_not_provisioned: 0,
+                charged_without_checkout: 0,
+                duplicate_payment: 0,
+              },
+            },
+          },
+        ],
+      });
+      assert.equal(result.startedAt, startedAt);
+      assert.equal(findingFor(result, newer), undefined, 'the cursor itself was read before');
+      assert.equal(findingFor(result, older)?.outcome, 'reported');
+      const orphansNow = result.findings.filter((f) => f.kind === 'orphan').length;
+      assert.equal(result.counts.orphan, 5 + orphansNow);
+      assert.ok(result.scanned > 10);
+      assert.equal(stripeStatus(older), 'requires_payment_method');
+    });
+  });
+
   it('leaves an unconfirmed PaymentIntent younger than the grace, and changes nothing on a dry run', async function () {
     const { taskQueue } = newOrder(h, this.test?.title ?? 'grace');
     const pi = await plantUnconfirmed(uniqueName('young-orphan'));
