@@ -4,6 +4,8 @@
  *
  *   start --order-id ID --amount N --currency usd --customer cus_… --payment-method pm_…
  *         --sku SKU [--quantity N]
+ *   start-hosted --order-id ID --amount N --currency usd --sku SKU [--quantity N]
+ *         --success-url URL --cancel-url URL [--customer cus_…] [--payment-method-types card,us_bank_account]
  *   status ORDER_ID
  *   list [--state STATE] [--needs-attention] [--limit N]
  *   retry-payment ORDER_ID --payment-method pm_… --actor WHO --reason WHY
@@ -36,6 +38,7 @@ import {
   resolveCheckout,
   retryPayment,
   startCheckout,
+  startHostedCheckout,
   type CheckoutListEntry,
 } from '../client';
 import { ConfigError, loadConfig, type AppConfig } from '../config';
@@ -58,11 +61,13 @@ import {
   validateCaseResolveRequest,
   validateCancelRequest,
   validateCheckoutInput,
+  validateHostedCheckoutInput,
   validateResolveRequest,
   validateRetryPaymentRequest,
   type CheckoutInput,
   type CheckoutState,
   type CheckoutStatus,
+  type HostedCheckoutInput,
   type CaseResolution,
   type ResolveOutcome,
   type Validation,
@@ -75,6 +80,9 @@ export const USAGE = `Usage: npm run checkout -- <command> [options]
 Commands:
   start --order-id ID --amount N --currency usd --customer cus_... --payment-method pm_...
         --sku SKU [--quantity N]          start the checkout for an order (or show the existing one)
+  start-hosted --order-id ID --amount N --currency usd --sku SKU [--quantity N]
+        --success-url URL --cancel-url URL [--customer cus_...] [--payment-method-types card,...]
+                                          start a hosted checkout and print the payment page URL
   status ORDER_ID                         the checkout's state, PaymentIntents and audit trail
   list [--state STATE] [--needs-attention] [--limit N]
                                           checkouts from Temporal visibility (newest first)
@@ -97,6 +105,7 @@ Every command accepts --json. Exit codes: 0 ok, 1 operation failed, 2 bad usage 
 export type Command =
   | { readonly name: 'help' }
   | { readonly name: 'start'; readonly input: CheckoutInput; readonly json: boolean }
+  | { readonly name: 'start-hosted'; readonly input: HostedCheckoutInput; readonly json: boolean }
   | { readonly name: 'status'; readonly orderId: string; readonly json: boolean }
   | {
       readonly name: 'list';
@@ -158,6 +167,9 @@ const FLAG_FOR_FIELD: Readonly<Record<string, string>> = {
   actor: '--actor',
   reason: '--reason',
   outcome: '--outcome',
+  successUrl: '--success-url',
+  cancelUrl: '--cancel-url',
+  paymentMethodTypes: '--payment-method-types',
 };
 
 function asFlags(problems: readonly string[]): string[] {
@@ -188,6 +200,9 @@ const OPTIONS = {
   'payment-method': { type: 'string' },
   sku: { type: 'string' },
   quantity: { type: 'string' },
+  'success-url': { type: 'string' },
+  'cancel-url': { type: 'string' },
+  'payment-method-types': { type: 'string' },
   state: { type: 'string' },
   'needs-attention': { type: 'boolean' },
   limit: { type: 'string' },
@@ -203,6 +218,17 @@ type OptionName = keyof typeof OPTIONS;
 /** Which flags each command accepts; any other is a usage error rather than silently ignored. */
 const ALLOWED: Readonly<Record<Exclude<Command['name'], 'help'>, readonly OptionName[]>> = {
   start: ['order-id', 'amount', 'currency', 'customer', 'payment-method', 'sku', 'quantity'],
+  'start-hosted': [
+    'order-id',
+    'amount',
+    'currency',
+    'customer',
+    'sku',
+    'quantity',
+    'success-url',
+    'cancel-url',
+    'payment-method-types',
+  ],
   status: [],
   list: ['state', 'needs-attention', 'limit'],
   'retry-payment': ['payment-method', 'actor', 'reason'],
@@ -244,7 +270,7 @@ export function parseCommand(argv: readonly string[]): Command {
     if (key !== 'json' && !ALLOWED[name].includes(key)) problems.push(`--${key}: not an option of "${name}"`);
   }
   const json = values.json === true;
-  const takesOrderId = name !== 'start' && name !== 'list' && name !== 'reconcile';
+  const takesOrderId = name !== 'start' && name !== 'start-hosted' && name !== 'list' && name !== 'reconcile';
   const orderId = rest[0];
   if (takesOrderId && orderId === undefined) {
     problems.push(
@@ -275,6 +301,24 @@ export function parseCommand(argv: readonly string[]): Command {
         provision: { sku: values.sku, quantity: quantity ?? 1 },
       });
       // A flag that is not a number at all is reported once, by `integer`.
+      const reported = new Set(problems.map(flagOf));
+      if (!v.ok) problems.push(...asFlags(v.problems).filter((p) => !reported.has(flagOf(p))));
+      return finish(() => ({ name, input: checked(v), json }));
+    }
+    case 'start-hosted': {
+      const amount = integer(problems, 'amount', values.amount);
+      const quantity = integer(problems, 'quantity', values.quantity);
+      const types = values['payment-method-types'];
+      const v = validateHostedCheckoutInput({
+        orderId: values['order-id'],
+        amount,
+        currency: values.currency,
+        ...(values.customer === undefined ? {} : { customerId: values.customer }),
+        provision: { sku: values.sku, quantity: quantity ?? 1 },
+        successUrl: values['success-url'],
+        cancelUrl: values['cancel-url'],
+        ...(types === undefined ? {} : { paymentMethodTypes: types.split(',').map((t) => t.trim()) }),
+      });
       const reported = new Set(problems.map(flagOf));
       if (!v.ok) problems.push(...asFlags(v.problems).filter((p) => !reported.has(flagOf(p))));
       return finish(() => ({ name, input: checked(v), json }));
@@ -346,6 +390,14 @@ export function formatStatus(status: CheckoutStatus): string {
     ['all PaymentIntents', status.paymentIntentIds.join(', ') || '-'],
     ['provisioned', status.entitlement ? status.entitlement.entitlementId : 'no'],
   ];
+  if (status.checkoutSession) {
+    facts.push(['mode', 'hosted']);
+    facts.push([
+      'Checkout Session',
+      `${status.checkoutSession.id} (${status.checkoutSession.status}, ${status.checkoutSession.paymentStatus})`,
+    ]);
+    if (status.checkoutSession.url) facts.push(['payment page', status.checkoutSession.url]);
+  }
   if (status.decline) {
     facts.push([
       'decline',
@@ -469,6 +521,21 @@ async function execute(
       print(
         status,
         () => `Checkout ${started.workflowId} for order ${command.input.orderId}\n\n${formatStatus(status)}`,
+      );
+      return;
+    }
+    case 'start-hosted': {
+      const started = await startHostedCheckout(client, command.input, {
+        taskQueue: config.temporal.taskQueue,
+      });
+      print(started, () =>
+        [
+          `Hosted checkout ${started.workflowId} for order ${command.input.orderId} ` +
+            `(${started.created ? 'started' : 'already existed'}, state ${started.state})`,
+          started.url === null
+            ? `No payment page: the Checkout Session ${started.sessionId ?? '-'} is no longer open.`
+            : `Pay here: ${started.url}`,
+        ].join('\n'),
       );
       return;
     }
