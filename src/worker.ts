@@ -17,6 +17,7 @@
  * TEMPORAL_TASK_QUEUE, STRIPE_SECRET_KEY, STRIPE_API_BASE, PROVISIONING_SQLITE_PATH, ...).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { inspect } from 'node:util';
 import {
   NativeConnection,
   Worker,
@@ -28,6 +29,13 @@ import { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import { createActivities } from './activities';
 import { loadConfig, redactConfig, type AppConfig } from './config';
+import {
+  WORKFLOW_INTERCEPTOR_MODULES,
+  redactText,
+  startObservability,
+  workerInterceptors,
+  workerSinks,
+} from './observability';
 import { createProvisioner, describeProvisioning, type Provisioner } from './provisioning';
 import { stripeClientFromConfig } from './stripe/client';
 
@@ -37,6 +45,8 @@ let bundle: Promise<WorkflowBundle> | undefined;
 export function checkoutWorkflowBundle(): Promise<WorkflowBundle> {
   bundle ??= bundleWorkflowCode({
     workflowsPath: require.resolve('./workflows'),
+    // Tracing and the product's state counters (src/observability); they add no commands.
+    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
   }).then((b) => ({ code: b.code }));
   return bundle;
@@ -67,6 +77,8 @@ export async function createCheckoutWorker(options: CheckoutWorkerOptions): Prom
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle ?? (await checkoutWorkflowBundle()),
+    interceptors: workerInterceptors(),
+    sinks: workerSinks(),
     activities: createActivities({
       stripe: options.stripe,
       provisioner: options.provisioner,
@@ -192,9 +204,12 @@ function describeError(err: unknown): string {
 }
 
 export async function main(config: AppConfig = loadConfig()): Promise<void> {
-  console.log('checkout worker starting', JSON.stringify(redactConfig(config)));
+  // Logs, metrics endpoint and tracing; before the first connection (it installs the runtime).
+  const observability = startObservability(config, { name: 'worker' });
+  const logger = observability.logger;
+  logger.info({ config: redactConfig(config) }, 'checkout worker starting');
   const provisioner = createProvisioner(config.provisioning);
-  console.log(`checkout worker provisioning: ${describeProvisioning(config.provisioning)}`);
+  logger.info(`checkout worker provisioning: ${describeProvisioning(config.provisioning)}`);
   let connection: NativeConnection | undefined;
   // Until the worker runs, a stop signal ends the connection retry; then the SDK takes over.
   const stopWaiting = new AbortController();
@@ -204,12 +219,12 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
   try {
     try {
       connection = await connectWorker(config, {
-        log: (line) => console.log(`checkout worker: ${line}`),
+        log: (line) => logger.warn(`checkout worker: ${line}`),
         signal: stopWaiting.signal,
       });
     } catch (err) {
       if (err instanceof ConnectAbortedError) {
-        console.log(`checkout worker stopped before connecting: ${err.message}`);
+        logger.info(`checkout worker stopped before connecting: ${err.message}`);
         return;
       }
       throw err;
@@ -227,11 +242,13 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivityTaskExecutions,
       maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTaskExecutions,
     });
-    console.log(`checkout worker polling ${config.temporal.namespace}/${config.temporal.taskQueue}`);
+    observability.startVisibilityGauges(new Client({ connection, namespace: config.temporal.namespace }));
+    logger.info(`checkout worker polling ${config.temporal.namespace}/${config.temporal.taskQueue}`);
     // The SDK's runtime turns SIGINT/SIGTERM into worker.shutdown(); run() resolves once drained.
     await worker.run();
-    console.log('checkout worker stopped');
+    logger.info('checkout worker stopped');
   } finally {
+    await observability.shutdown();
     await connection?.close();
     await provisioner.close();
   }
@@ -241,7 +258,8 @@ if (require.main === module) {
   main().then(
     () => process.exit(0),
     (err: unknown) => {
-      console.error('checkout worker failed:', err);
+      // Before the logger exists (a configuration error) this is the only report: redacted too.
+      console.error(redactText(`checkout worker failed: ${inspect(err)}`));
       process.exit(1);
     },
   );

@@ -9,6 +9,7 @@
 import { type NativeConnection, Worker } from '@temporalio/worker';
 import Stripe from 'stripe';
 import { loadConfig } from '../config';
+import { workerSinks } from '../observability';
 import { SqliteProvisioner } from '../provisioning';
 import { STRIPE_API_VERSION, stripeClientFromConfig } from '../stripe/client';
 import { checkoutWorkflowBundle, connectWorker } from '../worker';
@@ -46,6 +47,8 @@ async function main(): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       workflowBundle: await checkoutWorkflowBundle(),
       activities: createBrokenActivities({ stripe, provisioner }, variant),
+      // The bundle's tracing interceptors export workflow spans through this sink.
+      sinks: workerSinks(),
       maxConcurrentActivityTaskExecutions: 20,
       maxConcurrentWorkflowTaskExecutions: 20,
       shutdownGraceTime: 10_000,

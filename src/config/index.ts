@@ -64,6 +64,20 @@ export interface ProvisioningConfig {
     { readonly url: string; readonly token: string | undefined; readonly timeoutMs: number } | undefined;
 }
 
+/** Metrics and tracing (src/observability). */
+export interface ObservabilityConfig {
+  /** The worker's Prometheus endpoint; undefined (no `METRICS_PORT`): none. */
+  readonly prometheus: { readonly host: string; readonly port: number } | undefined;
+  /** How often a worker refreshes the visibility gauges; 0: never. */
+  readonly visibilityIntervalMs: number;
+  readonly tracing: {
+    readonly exporter: 'otlp' | 'none';
+    /** The OTLP/HTTP traces URL. */
+    readonly otlpEndpoint: string;
+    readonly serviceName: string;
+  };
+}
+
 export interface AppConfig {
   readonly dataDir: string;
   readonly temporal: TemporalConfig;
@@ -72,6 +86,7 @@ export interface AppConfig {
   readonly provisioning: ProvisioningConfig;
   readonly worker: WorkerConfig;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly observability: ObservabilityConfig;
 }
 
 export class ConfigError extends Error {
@@ -134,6 +149,19 @@ const schema = z.object({
     .optional(),
   STRIPE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(60_000).default(10_000),
   PROVISIONING_SQLITE_PATH: z.string().min(1).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_PORT: port.optional(),
+  METRICS_VISIBILITY_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3_600_000)
+    .refine((n) => n === 0 || n >= 1_000, '0 (off) or at least 1000')
+    .default(30_000),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none']).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('checkout'),
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
     .optional(),
@@ -226,6 +254,22 @@ export function loadConfig(env: Env = process.env): AppConfig {
       apiBase,
       webhookSecrets: v.STRIPE_WEBHOOK_SECRETS ?? [],
       requestTimeoutMs: v.STRIPE_TIMEOUT_MS,
+    },
+    observability: {
+      prometheus: v.METRICS_PORT === undefined ? undefined : { host: v.METRICS_HOST, port: v.METRICS_PORT },
+      visibilityIntervalMs: v.METRICS_VISIBILITY_INTERVAL_MS,
+      tracing: {
+        // OpenTelemetry's own rule: an endpoint alone means "export there".
+        exporter:
+          v.OTEL_TRACES_EXPORTER ??
+          (v.OTEL_EXPORTER_OTLP_ENDPOINT || v.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : 'none'),
+        otlpEndpoint:
+          v.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+          (v.OTEL_EXPORTER_OTLP_ENDPOINT
+            ? `${v.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`
+            : 'http://localhost:4318/v1/traces'),
+        serviceName: v.OTEL_SERVICE_NAME,
+      },
     },
     provisioning: {
       backend: v.DATABASE_URL ? 'postgres' : v.PROVISIONING_HTTP_URL ? 'http' : 'sqlite',

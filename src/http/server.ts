@@ -19,7 +19,7 @@
  */
 import { type AddressInfo } from 'node:net';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   cancelCheckout,
   getCheckoutHandle,
@@ -44,6 +44,7 @@ import {
   type HostedCheckoutInput,
   type Validation,
 } from '../workflows/definitions';
+import { createLogger, traceHttpIntake } from '../observability';
 import { httpErrorFor, invalidRequest, notFound, type HttpError } from './errors';
 import { openApiDocument } from './openapi';
 import { routeStripeEvent, verifyStripeWebhook } from './stripe-webhook';
@@ -238,10 +239,17 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 /** Builds the app without listening (tests use `inject`, the stack uses `startHttpIntake`). */
 export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   const { client, taskQueue, webhookSecrets } = options;
+  // JSON lines with secrets redacted by field and by value (src/observability/logging.ts).
+  const loggerInstance: FastifyBaseLogger | undefined =
+    options.logLevel === undefined
+      ? undefined
+      : createLogger({ level: options.logLevel, name: 'http', knownSecrets: options.webhookSecrets });
   const app = Fastify({
-    logger: options.logLevel === undefined ? false : { level: options.logLevel },
+    ...(loggerInstance === undefined ? { logger: false } : { loggerInstance }),
     bodyLimit: JSON_BODY_LIMIT,
   });
+  // A server span per request, the parent of the workflow start (src/observability/tracing.ts).
+  traceHttpIntake(app);
   const routes: RegisteredRoute[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (route) => {

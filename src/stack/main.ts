@@ -6,9 +6,9 @@
  * error (every problem listed), a port clash or any startup failure prints one clear message and
  * exits 1; so does a part that dies on its own while running.
  */
-import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { ConfigError, loadConfig, type AppConfig } from '../config';
+import { ConfigError, loadConfig } from '../config';
 import { EXAMPLE_CHECKOUT_REQUEST } from '../http/openapi';
+import { startObservability } from '../observability';
 import { startStack, type Stack } from './stack';
 
 /** The cause chain, one line per level, so "port in use" is not hidden under "startup failed". */
@@ -71,16 +71,11 @@ function waitForSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** The worker's log at the configured level (the SDK's levels are upper case). */
-function installWorkerLogger(level: AppConfig['logLevel']): void {
-  const levels = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const;
-  Runtime.install({ logger: new DefaultLogger(levels[level]) });
-}
-
 export async function main(): Promise<void> {
   const config = loadConfig();
-  installWorkerLogger(config.logLevel);
-  const stack = await startStack(config, { log: (line) => console.log(line) });
+  // JSON logs (the worker's included), the metrics endpoint and tracing; before any connection.
+  const observability = startObservability(config, { name: 'stack' });
+  const stack = await startStack(config, { log: (line) => console.log(line), observability });
   try {
     console.log(startupBanner(stack));
     const signal = await Promise.race([waitForSignal(), stack.failure]);
@@ -89,6 +84,7 @@ export async function main(): Promise<void> {
     process.once('SIGINT', () => process.exit(130));
   } finally {
     await stack.close();
+    await observability.shutdown();
   }
   console.log('Stopped.');
 }

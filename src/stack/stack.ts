@@ -25,6 +25,7 @@ import { type NativeConnection, type Worker } from '@temporalio/worker';
 import { type AppConfig } from '../config';
 import { createTemporalConnection } from '../client';
 import { STRIPE_WEBHOOK_PATH, startHttpIntake, type HttpIntake } from '../http/server';
+import { clientTracingInterceptors, type Observability } from '../observability';
 import { createProvisioner, describeProvisioning } from '../provisioning';
 import { stripeClientFromConfig } from '../stripe/client';
 import { startStripeEmulator, type StripeEmulator } from '../stripe-emulator';
@@ -40,6 +41,8 @@ export interface StackOptions {
   readonly log?: (line: string) => void;
   /** Run the HTTP intake. Default true. */
   readonly http?: boolean;
+  /** The process's observability (`startObservability`): the stack runs its visibility gauges. */
+  readonly observability?: Observability;
   /**
    * The reconciler's Temporal Schedule (docs/reconciler.md), created or updated at startup. Default:
    * every 15 minutes with the reconciler's own defaults; `false` leaves the schedule alone.
@@ -232,7 +235,14 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
 
     const connection: Connection = await createTemporalConnection(effective.temporal);
     closers.push({ name: 'Temporal client connection', close: () => connection.close() });
-    const client = new Client({ connection, namespace: effective.temporal.namespace });
+    // The tracing interceptor carries the intake's request span into the workflow (a no-op untraced).
+    const client = new Client({
+      connection,
+      namespace: effective.temporal.namespace,
+      interceptors: clientTracingInterceptors(),
+    });
+    const gauges = opts.observability?.startVisibilityGauges(client);
+    if (gauges !== undefined) closers.push({ name: 'visibility gauges', close: () => gauges.stop() });
 
     const provisioner = createProvisioner(effective.provisioning);
     closers.push({ name: 'provisioning', close: () => provisioner.close() });

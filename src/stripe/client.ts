@@ -13,6 +13,7 @@
  */
 import Stripe from 'stripe';
 import type { StripeConfig } from '../config';
+import { TracedStripeHttpClient } from '../observability/tracing';
 
 export interface StripeClientOptions {
   readonly secretKey: string;
@@ -30,6 +31,8 @@ export function createStripeClient(options: StripeClientOptions): Stripe {
     maxNetworkRetries: 0,
     timeout: options.timeoutMs,
     telemetry: false,
+    // A client span per request, under the calling activity's span (a no-op without tracing).
+    httpClient: new TracedStripeHttpClient(),
     ...(options.apiBase
       ? { host: options.apiBase.host, port: options.apiBase.port, protocol: options.apiBase.protocol }
       : {}),

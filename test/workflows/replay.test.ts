@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
+import { workerSinks } from '../../src/observability';
 import { checkoutWorkflowBundle } from '../../src/worker';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
 import { HISTORIES_DIR, historyFromFixture } from './support';
@@ -55,7 +56,10 @@ describe('checkout workflow replay', function () {
     const workflowBundle = await checkoutWorkflowBundle();
     const failures: string[] = [];
     let replayed = 0;
-    for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) {
+    for await (const result of Worker.runReplayHistories(
+      { workflowBundle, sinks: workerSinks() },
+      histories,
+    )) {
       replayed += 1;
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }
