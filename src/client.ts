@@ -17,12 +17,14 @@
  * - Operator messages (`retryPayment`, `cancel`, `resolve`) are updates: the caller learns whether
  *   the workflow accepted them, and each lands in the workflow's audit trail with actor and reason.
  */
+import { randomUUID } from 'node:crypto';
 import {
   Client,
   Connection,
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
@@ -57,6 +59,23 @@ import {
   type RetryPaymentRequest,
   type Validation,
 } from './workflows/definitions';
+import {
+  REFUND_AFTER_COMPLETION,
+  refundUpdate,
+  refundsStatusQuery,
+  refundsWorkflowId,
+  refundsWorkflowType,
+  retryProvisioningUpdate,
+  validateRefundRequest,
+  validateRetryProvisioningRequest,
+  type RefundRequest,
+  type RefundResult,
+  type RefundsInput,
+  type RefundsOptions,
+  type RefundsStatus,
+  type RetryProvisioningRequest,
+} from './workflows/definitions';
+import type { checkoutRefunds } from './workflows/refunds';
 import type { checkout } from './workflows/checkout';
 import type { hostedCheckout } from './workflows/hosted-checkout';
 
@@ -401,4 +420,178 @@ export async function listCheckouts(
     if (out.length >= limit) break;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refunds and provisioning remediation
+
+/** The order cannot be refunded (no payment taken, already refunded in full, the checkout failed). */
+export class RefundNotAllowedError extends Error {
+  constructor(
+    readonly orderId: string,
+    readonly reason: string,
+  ) {
+    super(`Cannot refund order ${orderId}: ${reason}`);
+    this.name = 'RefundNotAllowedError';
+  }
+}
+
+export interface RefundCheckoutOptions {
+  /** Task queue for starting the refunds workflow. Default: the shared `TASK_QUEUE`. */
+  readonly taskQueue?: string;
+  /** Options for a refunds workflow this call starts (tests shorten the idle period). */
+  readonly refundsOptions?: RefundsOptions;
+}
+
+const ORDER_ID_SHAPE = /^[A-Za-z0-9_-]{1,200}$/;
+
+function checkOrderId(orderId: string): void {
+  if (!ORDER_ID_SHAPE.test(orderId)) {
+    throw new InvalidCheckoutInputError([
+      'orderId: must be letters, digits, "_" or "-", at most 200 characters',
+    ]);
+  }
+}
+
+/** An update that could not reach the open checkout because it is completing or has completed. */
+function checkoutClosing(err: unknown): boolean {
+  if (err instanceof WorkflowNotFoundError) return true;
+  return (
+    err instanceof WorkflowUpdateFailedError && (err.cause?.message ?? '').includes(REFUND_AFTER_COMPLETION)
+  );
+}
+
+/**
+ * Refunds (part of) an order's payment; without `amount`, everything left. While the checkout is
+ * open (paid, provisioning, or parked after provisioning failed) this is its `refund` update. Once
+ * it completed, the order's refunds workflow (`refunds-<orderId>`) takes it, started if needed by
+ * update-with-start (`USE_EXISTING`). Either way the validator refuses a request for more than is
+ * left, naming the amount left; the refund is keyed by request number, so a lost response inside
+ * the workflow never refunds twice.
+ *
+ * Errors: `InvalidCheckoutInputError` (bad request, nothing sent), `WorkflowNotFoundError` (no such
+ * order), `RefundNotAllowedError` (nothing was paid, or it is refunded already),
+ * `WorkflowUpdateFailedError` (the workflow refused: over-refund, another refund in progress).
+ */
+export async function refundCheckout(
+  client: Client,
+  orderId: string,
+  request: RefundRequest,
+  opts: RefundCheckoutOptions = {},
+): Promise<RefundResult> {
+  const checked = valid(validateRefundRequest(request));
+  checkOrderId(orderId);
+  const handle = client.workflow.getHandle(checkoutWorkflowId(orderId));
+  const description = await handle.describe();
+  if (description.status.name === 'RUNNING') {
+    try {
+      return await handle.executeUpdate(refundUpdate, { args: [checked] });
+    } catch (err) {
+      if (!checkoutClosing(err)) throw err;
+    }
+  }
+  let result: CheckoutResult;
+  try {
+    result = (await handle.result()) as CheckoutResult;
+  } catch (err) {
+    throw new RefundNotAllowedError(
+      orderId,
+      `the checkout did not complete (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  if (result.outcome === 'refunded') {
+    throw new RefundNotAllowedError(
+      orderId,
+      `already refunded in full (${result.refundedAmount} ${result.currency})`,
+    );
+  }
+  if (result.outcome !== 'completed') {
+    throw new RefundNotAllowedError(orderId, `no payment was taken (the checkout ended ${result.outcome})`);
+  }
+  return refundCompletedCheckout(client, result, checked, opts);
+}
+
+async function refundCompletedCheckout(
+  client: Client,
+  paid: Extract<CheckoutResult, { outcome: 'completed' }>,
+  request: RefundRequest,
+  opts: RefundCheckoutOptions,
+): Promise<RefundResult> {
+  const workflowId = refundsWorkflowId(paid.orderId);
+  const input: RefundsInput = {
+    orderId: paid.orderId,
+    paymentIntentId: paid.paymentIntentId,
+    amount: paid.amount,
+    currency: paid.currency,
+    ...(opts.refundsOptions ? { options: opts.refundsOptions } : {}),
+  };
+  // One update id for this call: if a run was closing when it arrived, the retry starts a new run;
+  // if the same run answers twice, Temporal deduplicates by the id.
+  const updateId = randomUUID();
+  for (let attempt = 1; ; attempt++) {
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof checkoutRefunds>(
+      refundsWorkflowType,
+      {
+        workflowId,
+        taskQueue: opts.taskQueue ?? TASK_QUEUE,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        // Each run closes when idle; the next request starts a new one, which reads Stripe first.
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        typedSearchAttributes: [{ key: OrderIdAttr, value: paid.orderId }],
+        staticSummary: `Refunds of order ${paid.orderId}: ${paid.amount} ${paid.currency}`,
+        staticDetails:
+          `Refunds ${paid.paymentIntentId} of the completed checkout \`${checkoutWorkflowId(paid.orderId)}\`, ` +
+          `keys \`${workflowId}/refund/r{n}\`, never more than was paid.`,
+      },
+    );
+    try {
+      return await client.workflow.executeUpdateWithStart(refundUpdate, {
+        args: [request],
+        updateId,
+        startWorkflowOperation,
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError) || attempt >= 3) throw err;
+    }
+  }
+}
+
+/** After provisioning failed for good: try again (a new bounded effort; the grace restarts if it fails). */
+export async function retryProvisioning(
+  client: Client,
+  orderId: string,
+  request: RetryProvisioningRequest,
+): Promise<CheckoutStatus> {
+  const checked = valid(validateRetryProvisioningRequest(request));
+  checkOrderId(orderId);
+  return getCheckoutHandle(client, orderId).executeUpdate(retryProvisioningUpdate, { args: [checked] });
+}
+
+/** The refunds workflow's status (its latest run), or undefined when the order has none. */
+export async function getRefundsStatus(client: Client, orderId: string): Promise<RefundsStatus | undefined> {
+  try {
+    return await client.workflow.getHandle(refundsWorkflowId(orderId)).query(refundsStatusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The checkout's status with every refund of the order: those the checkout made while open, and,
+ * once it completed, those of its refunds workflow (which learns earlier ones from Stripe).
+ */
+export async function getCheckoutStatusWithRefunds(client: Client, orderId: string): Promise<CheckoutStatus> {
+  const status = await getCheckoutStatus(client, orderId);
+  if (status.state !== 'completed') return status;
+  const later = await getRefundsStatus(client, orderId);
+  if (!later) return status;
+  const own = status.refunds ?? [];
+  const seen = new Set(own.map((r) => r.refundId));
+  return {
+    ...status,
+    refundedAmount: later.refundedAmount,
+    refunds: [...own, ...later.refunds.filter((r) => !seen.has(r.refundId))],
+  };
 }

@@ -20,7 +20,7 @@ import { classifyStripeError, toActivityFailure } from '../stripe/errors';
 import { ProvisioningError } from '../provisioning/errors';
 import { createCheckoutSessionActivities } from './checkout-sessions';
 import { createReconcilerActivities } from './reconciler';
-import type { Provisioner } from '../provisioning';
+import type { Provisioner, RefundRecordRequest } from '../provisioning';
 import {
   FailureType,
   type ConfirmOutcome,
@@ -33,6 +33,8 @@ import {
   type PaymentIntentStatus,
   type ProvisionRequest,
   type RefundSnapshot,
+  type ListedRefund,
+  type RefundList,
 } from '../workflows/definitions';
 
 export interface ActivityDependencies {
@@ -252,6 +254,61 @@ export function createActivities(deps: ActivityDependencies) {
         };
       } catch (err) {
         throw toActivityFailure(err);
+      }
+    },
+
+    /**
+     * Every refund Stripe has for a PaymentIntent, oldest first (`GET /v1/refunds`, all pages). The
+     * list is read from Stripe's records, not an index, so it is current: the refunds workflow
+     * learns from it what an order already had back and which request numbers are spent.
+     */
+    async listRefunds(input: { readonly paymentIntentId: string }): Promise<RefundList> {
+      const refunds: ListedRefund[] = [];
+      try {
+        let startingAfter: string | undefined;
+        for (;;) {
+          const page = await stripe.refunds.list({
+            payment_intent: input.paymentIntentId,
+            limit: 100,
+            ...(startingAfter === undefined ? {} : { starting_after: startingAfter }),
+          });
+          for (const r of page.data) {
+            refunds.push({
+              id: r.id,
+              paymentIntentId:
+                typeof r.payment_intent === 'string'
+                  ? r.payment_intent
+                  : (r.payment_intent?.id ?? input.paymentIntentId),
+              amount: r.amount,
+              status: r.status ?? 'unknown',
+              created: r.created,
+              metadata: { ...r.metadata },
+            });
+          }
+          const last = page.data[page.data.length - 1];
+          if (!page.has_more || last === undefined) break;
+          startingAfter = last.id;
+        }
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+      // Stripe lists newest first; the workflow reads history oldest first.
+      return { refunds: refunds.reverse() };
+    },
+
+    /**
+     * Tells the provisioning store about a refund: recorded once per refund id, and a full refund
+     * revokes the entitlement (once). Safe to repeat, so it retries like `provision`.
+     */
+    async recordRefund(refund: RefundRecordRequest): Promise<Entitlement | undefined> {
+      try {
+        return await provisioner.recordRefund(refund);
+      } catch (err) {
+        throw ApplicationFailure.create({
+          message: `Recording refund ${refund.refundId} failed: ${err instanceof Error ? err.message : String(err)}`,
+          type: FailureType.ProvisioningFailed,
+          cause: err instanceof Error ? err : undefined,
+        });
       }
     },
 

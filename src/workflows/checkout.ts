@@ -30,7 +30,11 @@
  *   replay anyway (docs/checkout.md, reset safety).
  *
  * Provisioning runs only from `paid` and is idempotent itself (unique per workflow id), so a
- * repeated activity cannot grant twice.
+ * repeated activity cannot grant twice. Its effort is bounded (`provisioningTimeoutMs`); when it
+ * fails for good the checkout parks and refunds in full after `provisioningGraceMs` unless an
+ * operator retries provisioning, refunds, or keeps the payment (provisioning-flow.ts). While the
+ * checkout is open after payment, `refund` refunds (keyed `<workflow id>/refund/r<n>`); once it has
+ * completed, refunds go through the order's refunds workflow (refunds.ts).
  */
 import {
   ApplicationFailure,
@@ -45,6 +49,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
+import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 import {
   CheckoutStateAttr,
   FailureType,
@@ -59,7 +64,9 @@ import {
   paymentIdempotencyKey,
   SEEN_STRIPE_EVENTS_MAX,
   paymentIntentChangedSignal,
+  refundUpdate,
   resolveUpdate,
+  retryProvisioningUpdate,
   retryPaymentUpdate,
   statusQuery,
   stripeEventSignal,
@@ -97,6 +104,7 @@ const DEFAULTS = {
   stripeKeyBudgetMs: 20 * HOUR,
   stripeCallTimeoutMs: 30 * SECOND,
   reconcileIntervalMs: 5 * MINUTE,
+  ...PROVISIONING_DEFAULTS,
 } as const;
 
 /** Longest gap between two reads of a pending PaymentIntent. */
@@ -199,10 +207,24 @@ class Checkout {
   private pendingResolve: ResolveRequest | undefined;
   /** How an operator's cancel or abandon ended the checkout, for the result. */
   private canceledBy: { actor: string; reason: string } | undefined;
+  /** Everything after "paid": bounded provisioning, the grace period, refunds. */
+  private readonly flow: PaidOrderFlow;
 
   constructor(private readonly input: CheckoutInput) {
     this.paymentMethodId = input.paymentMethodId;
     this.opts = { ...DEFAULTS, ...input.options };
+    this.flow = new PaidOrderFlow(
+      {
+        state: () => this.state,
+        setState: (state, reason) => this.setState(state, reason),
+        parkProvisioningFailed: (detail) => {
+          this.park('provisioning_failed', detail, false);
+        },
+        clearAttention: () => this.clearAttention(),
+        record: (actor, action, reason) => this.record(actor, action, reason),
+      },
+      this.opts,
+    );
   }
 
   async run(): Promise<CheckoutResult> {
@@ -585,20 +607,36 @@ class Checkout {
         nonRetryable: true,
       });
     }
-    this.setState('provisioning', pi.id);
-    const { provision } = proxyActivities<CheckoutActivities>({
-      startToCloseTimeout: this.opts.stripeCallTimeoutMs,
-      // Paid means provisioned: retry until it works (no attempt limit); the provisioner is idempotent.
-      retry: STRIPE_RETRY,
-      summary: 'Provision the order (idempotent per workflow id)',
-    });
-    this.entitlement = await provision({
-      workflowId: this.workflowId,
-      orderId: this.input.orderId,
-      paymentIntentId: pi.id,
-      item: this.input.provision,
-    });
-    this.setState('completed', this.entitlement.entitlementId);
+    // Bounded provisioning, then a grace period and a full refund if it fails for good. The
+    // provisioner is idempotent, so Temporal's retries inside the bound never grant twice.
+    const provisioned = await this.flow.provision(
+      {
+        workflowId: this.workflowId,
+        orderId: this.input.orderId,
+        paymentIntentId: pi.id,
+        amount: this.input.amount,
+        currency: this.input.currency,
+        item: this.input.provision,
+      },
+      pi.id,
+    );
+    this.entitlement = provisioned.entitlement;
+    if (provisioned.outcome === 'refunded') {
+      this.setState('refunded', `${this.flow.refundedAmount} ${this.input.currency} refunded in full`);
+      return this.finish({
+        outcome: 'refunded',
+        orderId: this.input.orderId,
+        paymentIntentId: pi.id,
+        amount: this.input.amount,
+        currency: this.input.currency,
+        generation: this.generation,
+        refundedAmount: this.flow.refundedAmount,
+        refunds: this.flow.refunds,
+        entitlement: this.entitlement,
+      });
+    }
+    this.setState('completed', provisioned.entitlement.entitlementId);
+    const refunds = this.flow.refunds;
     return this.finish({
       outcome: 'completed',
       orderId: this.input.orderId,
@@ -606,7 +644,8 @@ class Checkout {
       amount: this.input.amount,
       currency: this.input.currency,
       generation: this.generation,
-      entitlement: this.entitlement,
+      entitlement: provisioned.entitlement,
+      ...(refunds.length > 0 ? { refunds } : {}),
     });
   }
 
@@ -767,6 +806,9 @@ class Checkout {
       entitlement: this.entitlement,
       audit: [...this.audit],
       stripeEvents: { received: this.stripeEventsReceived, duplicates: this.stripeEventDuplicates },
+      refundedAmount: this.flow.refundedAmount,
+      refunds: this.flow.refunds,
+      ...(this.flow.automaticRefund ? { automaticRefund: this.flow.automaticRefund } : {}),
     };
   }
 
@@ -835,7 +877,7 @@ class Checkout {
       {
         validator: (request) => {
           rejectInvalid(validateCancelRequest(request));
-          if (MONEY_TAKEN_STATES.includes(this.state))
+          if (MONEY_TAKEN_STATES.includes(this.state) || this.flow.paid)
             throw new Error('the payment succeeded: refund instead');
           // `declined` is terminal only once the retry window is over; inside it nothing is charged.
           const waitingAfterDecline = this.state === 'declined' && this.awaitingRetry;
@@ -850,17 +892,45 @@ class Checkout {
       resolveUpdate,
       async (request) => {
         this.record(request.actor, `request:resolve:${request.outcome}`, request.reason);
+        if (request.outcome === 'keep_payment') {
+          // Only changes state: the grace wait sees the automatic refund stopped.
+          this.flow.keepPayment(request);
+          return this.status();
+        }
         this.pendingResolve = request;
         await condition(() => this.pendingResolve !== request);
         return this.status();
       },
       {
-        validator: (request) => {
+        validator: (request: ResolveRequest) => {
           rejectInvalid(validateResolveRequest(request));
+          const { outcome } = request;
+          if (outcome === 'keep_payment') {
+            this.flow.validateKeepPayment();
+            return;
+          }
           if (this.state !== 'needs_attention') throw new Error(`nothing to resolve in state ${this.state}`);
+          if (this.flow.provisioningFailed) {
+            throw new Error(
+              `${outcome} does not apply once paid: use retryProvisioning, refund, or resolve keep_payment`,
+            );
+          }
           if (this.pendingResolve) throw new Error('a resolve is already pending');
         },
       },
+    );
+
+    setHandler(refundUpdate, (request) => this.flow.refund(request), {
+      validator: (request) => this.flow.validateRefund(request),
+    });
+
+    setHandler(
+      retryProvisioningUpdate,
+      async (request) => {
+        await this.flow.retryProvisioning(request);
+        return this.status();
+      },
+      { validator: (request) => this.flow.validateRetryProvisioning(request) },
     );
   }
 }

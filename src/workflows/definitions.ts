@@ -81,6 +81,17 @@ export interface CheckoutOptions {
   readonly stripeCallTimeoutMs?: number;
   /** How often a needs-attention checkout re-reads Stripe on its own. Default 5 min. */
   readonly reconcileIntervalMs?: number;
+  /**
+   * How long provisioning may keep being retried (schedule-to-close of the provision activity)
+   * before it has failed for good and the checkout parks as `needs_attention` /
+   * `provisioning_failed`. Default 1 h.
+   */
+  readonly provisioningTimeoutMs?: number;
+  /**
+   * After provisioning failed for good: how long an operator has to retry provisioning, refund, or
+   * stop the automatic refund before the workflow refunds the payment in full. Default 24 h.
+   */
+  readonly provisioningGraceMs?: number;
 }
 
 export interface CheckoutInput {
@@ -148,6 +159,8 @@ const OPTION_LIMITS: Readonly<Record<keyof CheckoutOptions, readonly [number, nu
   stripeKeyBudgetMs: [1, KEY_BUDGET_MAX_MS],
   stripeCallTimeoutMs: [1, 10 * 60 * 1000],
   reconcileIntervalMs: [1, DURATION_MAX_MS],
+  provisioningTimeoutMs: [1, DURATION_MAX_MS],
+  provisioningGraceMs: [0, DURATION_MAX_MS],
 };
 
 function isOptionName(k: string): k is keyof CheckoutOptions {
@@ -368,11 +381,18 @@ export const CHECKOUT_STATES = [
   'expired',
   'canceled',
   'needs_attention',
+  'refunded',
 ] as const;
 export type CheckoutState = (typeof CHECKOUT_STATES)[number];
 
 /** States the workflow ends in. `needs_attention` is not one: it waits for an operator. */
-export const TERMINAL_STATES: readonly CheckoutState[] = ['completed', 'declined', 'expired', 'canceled'];
+export const TERMINAL_STATES: readonly CheckoutState[] = [
+  'completed',
+  'declined',
+  'expired',
+  'canceled',
+  'refunded',
+];
 export const MONEY_TAKEN_STATES: readonly CheckoutState[] = ['paid', 'provisioning', 'completed'];
 
 export type NeedsAttentionReason =
@@ -421,6 +441,12 @@ export interface CheckoutStatus {
   readonly audit: readonly AuditEntry[];
   /** Stripe events received (each id counted once) and deliveries ignored as already seen. */
   readonly stripeEvents: { readonly received: number; readonly duplicates: number };
+  /** Minor units refunded so far (the card checkout always sets it; 0 when nothing was). */
+  readonly refundedAmount?: number;
+  /** Refunds this checkout made, oldest first, each with who asked, when and why. */
+  readonly refunds?: readonly RefundEntry[];
+  /** After provisioning failed for good: when the payment is refunded, or who stopped that. */
+  readonly automaticRefund?: AutomaticRefund;
   /** `hosted` for a checkout paid on Stripe's hosted page; absent for the card checkout. */
   readonly mode?: 'hosted';
   /** A hosted checkout's Checkout Session, once it exists. */
@@ -436,6 +462,8 @@ export type CheckoutResult =
       readonly currency: string;
       readonly generation: number;
       readonly entitlement: Entitlement;
+      /** Present only when part of the payment was refunded before the checkout completed. */
+      readonly refunds?: readonly RefundEntry[];
     }
   | {
       readonly outcome: 'declined';
@@ -456,6 +484,19 @@ export type CheckoutResult =
       readonly paymentIntentId: string | undefined;
       readonly actor: string;
       readonly reason: string;
+    }
+  | {
+      /** Paid, then refunded in full: by an operator, or automatically after provisioning failed. */
+      readonly outcome: 'refunded';
+      readonly orderId: string;
+      readonly paymentIntentId: string;
+      readonly amount: number;
+      readonly currency: string;
+      readonly generation: number;
+      readonly refundedAmount: number;
+      readonly refunds: readonly RefundEntry[];
+      /** The revoked entitlement, if one was ever granted. */
+      readonly entitlement: Entitlement | undefined;
     };
 
 export interface RetryPaymentRequest {
@@ -473,7 +514,14 @@ export type ResolveOutcome =
   /** Read Stripe again (by id, or by metadata search) and continue from what it shows. */
   | 'recheck'
   /** Give up without charging: cancel any open PaymentIntent (keyed) and end `canceled`. */
-  | 'abandon';
+  | 'abandon'
+  /**
+   * Provisioning failed for good after payment: keep the payment, i.e. stop the automatic refund.
+   * The checkout stays in `needs_attention` for `retryProvisioning` or a deliberate `refund`.
+   */
+  | 'keep_payment';
+
+export const RESOLVE_OUTCOMES: readonly ResolveOutcome[] = ['recheck', 'abandon', 'keep_payment'];
 
 export interface ResolveRequest {
   readonly actor: string;
@@ -503,8 +551,8 @@ export function validateResolveRequest(input: unknown): Validation<ResolveReques
   if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
   const problems: string[] = [];
   checkActorReason(problems, input);
-  if (input.outcome !== 'recheck' && input.outcome !== 'abandon') {
-    problems.push('outcome: must be "recheck" or "abandon"');
+  if (!RESOLVE_OUTCOMES.some((o) => o === input.outcome)) {
+    problems.push(`outcome: must be ${RESOLVE_OUTCOMES.map((o) => `"${o}"`).join(', ')}`);
   }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, value: input as unknown as ResolveRequest };
@@ -557,6 +605,206 @@ export interface RefundSnapshot {
   readonly amount: number;
   readonly status: string;
 }
+
+/** A refund as `GET /v1/refunds` lists it: what an order has already had back, from Stripe. */
+export interface ListedRefund extends RefundSnapshot {
+  /** Unix seconds. */
+  readonly created: number;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface RefundList {
+  readonly refunds: readonly ListedRefund[];
+}
+
+/** Refunds that did not fail or get canceled count against what is left (Stripe's own rule). */
+export function refundCounts(status: string): boolean {
+  return status !== 'failed' && status !== 'canceled';
+}
+
+/** The request number of a refund made under `…/refund/r<n>`, from its `refund_request` metadata. */
+export function refundRequestNumber(metadata: Readonly<Record<string, string>>): number | undefined {
+  const m = /^r([1-9][0-9]{0,8})$/.exec(metadata.refund_request ?? '');
+  return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+
+/** One refund made for an order, with who asked, when and why. */
+export interface RefundEntry {
+  readonly refundId: string;
+  readonly amount: number;
+  /** The key it was made under; absent for one found in Stripe that this run did not make. */
+  readonly idempotencyKey?: string;
+  readonly actor: string;
+  readonly reason: string;
+  readonly at: string;
+  /** True when it left nothing of the payment, so the entitlement was revoked. */
+  readonly full: boolean;
+}
+
+/** What a `refund` update answers, from the open checkout or from the refunds workflow. */
+export interface RefundResult {
+  readonly orderId: string;
+  /** The workflow that made the refund: the checkout while open, else `refunds-<orderId>`. */
+  readonly workflowId: string;
+  readonly paymentIntentId: string;
+  readonly currency: string;
+  /** What was paid. */
+  readonly amount: number;
+  readonly refundedAmount: number;
+  readonly remainingAmount: number;
+  /** The refund this request made. */
+  readonly refund: RefundEntry;
+  readonly refunds: readonly RefundEntry[];
+}
+
+/** After provisioning failed for good: the refund the workflow will make unless told otherwise. */
+export type AutomaticRefund =
+  | { readonly status: 'scheduled'; readonly dueAt: string }
+  | { readonly status: 'stopped'; readonly actor: string; readonly reason: string; readonly at: string }
+  | { readonly status: 'done'; readonly at: string; readonly refundId: string };
+
+export interface RetryProvisioningRequest {
+  readonly actor: string;
+  readonly reason: string;
+}
+
+export function validateRetryProvisioningRequest(input: unknown): Validation<RetryProvisioningRequest> {
+  if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
+  const problems: string[] = [];
+  for (const k of Object.keys(input)) {
+    if (k !== 'actor' && k !== 'reason') problems.push(`${k}: unknown field`);
+  }
+  checkActorReason(problems, input);
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as RetryProvisioningRequest };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refunds of a completed checkout: one entity workflow per order (src/workflows/refunds.ts)
+
+export const REFUNDS_WORKFLOW_ID_PREFIX = 'refunds-';
+
+/** The refunds workflow of an order; its refund keys are `refunds-<order id>/refund/r<n>`. */
+export function refundsWorkflowId(orderId: string): string {
+  return `${REFUNDS_WORKFLOW_ID_PREFIX}${orderId}`;
+}
+
+export const refundsWorkflowType = 'checkoutRefunds';
+
+export interface RefundsOptions {
+  /** The run closes after this long without a request; the next request starts a new run. Default 10 min. */
+  readonly idleTimeoutMs?: number;
+  /** Start-to-close of one Stripe call. Default 30 s. */
+  readonly stripeCallTimeoutMs?: number;
+  /** Continue-as-new once the history is this long (or the server suggests it). Default 10 000. */
+  readonly maxHistoryEvents?: number;
+}
+
+const REFUNDS_OPTION_LIMITS: Readonly<Record<keyof RefundsOptions, readonly [number, number]>> = {
+  idleTimeoutMs: [1, DURATION_MAX_MS],
+  stripeCallTimeoutMs: [1, 10 * 60 * 1000],
+  maxHistoryEvents: [50, 50_000],
+};
+
+/** What a refunds run carries into the next one (continue-as-new): who asked for what, and why. */
+export interface RefundsCarried {
+  readonly refunds: readonly RefundEntry[];
+  readonly audit: readonly AuditEntry[];
+  readonly nextRequest: number;
+}
+
+export interface RefundsInput {
+  readonly orderId: string;
+  /** The completed checkout's PaymentIntent; the run verifies it in Stripe before refunding. */
+  readonly paymentIntentId: string;
+  readonly amount: number;
+  readonly currency: string;
+  readonly options?: RefundsOptions;
+  readonly carried?: RefundsCarried;
+}
+
+export function validateRefundsInput(input: unknown): Validation<RefundsInput> {
+  if (!isRecord(input)) return { ok: false, problems: ['input: must be an object'] };
+  const problems: string[] = [];
+  for (const k of Object.keys(input)) {
+    if (!['orderId', 'paymentIntentId', 'amount', 'currency', 'options', 'carried'].includes(k)) {
+      problems.push(`${k}: unknown field`);
+    }
+  }
+  checkString(
+    problems,
+    'orderId',
+    input.orderId,
+    ORDER_ID_RE,
+    'letters, digits, "_" or "-"',
+    ORDER_ID_MAX_LENGTH,
+  );
+  checkString(
+    problems,
+    'paymentIntentId',
+    input.paymentIntentId,
+    PAYMENT_INTENT_ID_RE,
+    'a PaymentIntent id (pi_…)',
+    253,
+  );
+  checkInt(problems, 'amount', input.amount, 1, AMOUNT_MAX);
+  checkString(problems, 'currency', input.currency, CURRENCY_RE, 'a lowercase ISO 4217 code', 3);
+  if (input.options !== undefined) {
+    if (!isRecord(input.options)) {
+      problems.push('options: must be an object');
+    } else {
+      for (const [k, v] of Object.entries(input.options)) {
+        if (v === undefined) continue;
+        if (!Object.prototype.hasOwnProperty.call(REFUNDS_OPTION_LIMITS, k)) {
+          problems.push(`options.${k}: unknown option`);
+          continue;
+        }
+        const [min, max] = REFUNDS_OPTION_LIMITS[k as keyof RefundsOptions];
+        checkInt(problems, `options.${k}`, v, min, max);
+      }
+    }
+  }
+  if (input.carried !== undefined && !isRecord(input.carried)) problems.push('carried: must be an object');
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as RefundsInput };
+}
+
+export type RefundsState = 'verifying' | 'open' | 'refused';
+
+export interface RefundsStatus {
+  readonly workflowId: string;
+  readonly orderId: string;
+  readonly state: RefundsState;
+  /** Why the run refuses to refund (the PaymentIntent is not this order's, or not paid). */
+  readonly refusedBecause: string | undefined;
+  readonly paymentIntentId: string;
+  readonly amount: number;
+  readonly currency: string;
+  readonly refundedAmount: number;
+  readonly remainingAmount: number;
+  /** Every refund of the payment, oldest first: those this workflow made with who, when and why. */
+  readonly refunds: readonly RefundEntry[];
+  readonly audit: readonly AuditEntry[];
+}
+
+export type RefundsResult =
+  | { readonly outcome: 'idle'; readonly refundedAmount: number; readonly remainingAmount: number }
+  | { readonly outcome: 'refused'; readonly reason: string };
+
+/** An open checkout's refusal once it completed: the caller routes to the refunds workflow. */
+export const REFUND_AFTER_COMPLETION =
+  'the checkout has completed and is closing: refund through its refunds workflow';
+
+/**
+ * Refund (part of) a paid order: the open checkout's update while it runs, the refunds workflow's
+ * once it completed. The validator checks the request and that the amount is at most what is left.
+ */
+export const refundUpdate = defineUpdate<RefundResult, [RefundRequest]>('refund');
+/** After provisioning failed for good: try again (a new bounded effort). */
+export const retryProvisioningUpdate = defineUpdate<CheckoutStatus, [RetryProvisioningRequest]>(
+  'retryProvisioning',
+);
+export const refundsStatusQuery = defineQuery<RefundsStatus>('status');
 
 // ---------------------------------------------------------------------------------------------
 // The reconciler (src/workflows/reconciler.ts, docs/reconciler.md): compares what Stripe shows for

@@ -3,3 +3,4 @@ export { checkout } from './checkout';
 export { hostedCheckout } from './hosted-checkout';
 export { reconcile } from './reconciler';
 export { reconciliationCase } from './reconciliation-case';
+export { checkoutRefunds } from './refunds';

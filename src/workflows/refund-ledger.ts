@@ -1,0 +1,263 @@
+/**
+ * Refunds of one paid order, as a workflow makes them: the open checkout (through
+ * provisioning-flow.ts) and, once the checkout completed, the order's refunds workflow (refunds.ts).
+ *
+ * - One refund at a time, so "at most what is left" is checked against a settled amount.
+ * - Key `<workflow id>/refund/r<n>`, n counting refund requests (never attempts): an activity retry
+ *   after a lost response resends the same key and Stripe replays the refund.
+ * - A refund that fails, or whose outcome is unclear (a stored 500, a budget spent), is settled by
+ *   listing the PaymentIntent's refunds in Stripe (`GET /v1/refunds`, current, unlike search):
+ *   the request's own refund is found by its `refund_request` metadata, and any other refund made
+ *   outside (the dashboard) is adopted so the amount left stays true. Never refunded again under a
+ *   new key to find out.
+ * - Every refund is recorded in the provisioning store (once per refund id); the one that leaves
+ *   nothing revokes the entitlement.
+ */
+import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
+import type { CheckoutActivities } from '../activities';
+import {
+  refundCounts,
+  refundIdempotencyKey,
+  refundRequestNumber,
+  type Entitlement,
+  type ListedRefund,
+  type RefundEntry,
+} from './definitions';
+
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+/** A refund key is used for one request; its retries stay well inside Stripe's 24 h key life. */
+const REFUND_KEY_BUDGET_MS = 20 * HOUR;
+const READ_SCHEDULE_TO_CLOSE_MS = 10 * MINUTE;
+const RETRY = { initialInterval: 1 * SECOND, backoffCoefficient: 2, maximumInterval: 1 * MINUTE } as const;
+
+export interface RefundTarget {
+  /** The workflow making the refunds: its id prefixes the keys. */
+  readonly keyWorkflowId: string;
+  /** The checkout that took the payment: metadata, and the entitlement's id in the store. */
+  readonly checkoutWorkflowId: string;
+  readonly orderId: string;
+  readonly paymentIntentId: string;
+  readonly amount: number;
+  readonly currency: string;
+}
+
+export type AuditRecorder = (actor: string, action: string, reason: string) => void;
+
+export function errorMessage(err: unknown): string {
+  let e: unknown = err;
+  let msg = err instanceof Error ? err.message : String(err);
+  while (e instanceof Error && e.cause) {
+    e = e.cause;
+    if (e instanceof Error) msg = e.message;
+  }
+  return msg;
+}
+
+export class RefundLedger {
+  private readonly entries: RefundEntry[] = [];
+  private readonly known = new Set<string>();
+  private refundedTotal = 0;
+  private next: number;
+  private busy = false;
+  /** The entitlement as the store last reported it after a refund. */
+  entitlement: Entitlement | undefined;
+
+  constructor(
+    readonly target: RefundTarget,
+    private readonly record: AuditRecorder,
+    private readonly stripeCallTimeoutMs: number,
+    carried?: { readonly refunds: readonly RefundEntry[]; readonly nextRequest: number },
+  ) {
+    this.next = carried?.nextRequest ?? 1;
+    for (const r of carried?.refunds ?? []) {
+      this.entries.push(r);
+      this.known.add(r.refundId);
+      this.refundedTotal += r.amount;
+    }
+  }
+
+  get refunded(): number {
+    return this.refundedTotal;
+  }
+
+  get remaining(): number {
+    return Math.max(0, this.target.amount - this.refundedTotal);
+  }
+
+  get full(): boolean {
+    return this.refundedTotal >= this.target.amount;
+  }
+
+  get inFlight(): boolean {
+    return this.busy;
+  }
+
+  get nextRequest(): number {
+    return this.next;
+  }
+
+  get refunds(): readonly RefundEntry[] {
+    return [...this.entries];
+  }
+
+  /**
+   * Learns from Stripe what was already refunded, and moves the request counter past every
+   * `refund_request` number seen, so this workflow never reuses a key an earlier run used.
+   */
+  async learnFromStripe(): Promise<void> {
+    const listed = await this.list();
+    for (const r of listed) {
+      const n = refundRequestNumber(r.metadata);
+      if (n !== undefined && n >= this.next) this.next = n + 1;
+    }
+    for (const r of listed) {
+      if (this.known.has(r.id) || !refundCounts(r.status)) continue;
+      await this.adopt(r, {
+        actor: 'stripe',
+        reason: `already refunded (${r.metadata.refund_request ?? 'made outside this checkout'})`,
+        at: new Date(r.created * 1000).toISOString(),
+      });
+    }
+  }
+
+  /** Refunds `amount` now under the next request number. Throws (non-retryable) if it failed. */
+  async refund(actor: string, reason: string, amount: number): Promise<RefundEntry> {
+    const t = this.target;
+    this.busy = true;
+    const n = this.next;
+    this.next += 1;
+    const idempotencyKey = refundIdempotencyKey(t.keyWorkflowId, n);
+    try {
+      let made: { id: string; amount: number } | undefined;
+      try {
+        made = await proxyActivities<CheckoutActivities>({
+          startToCloseTimeout: this.stripeCallTimeoutMs,
+          scheduleToCloseTimeout: REFUND_KEY_BUDGET_MS,
+          retry: RETRY,
+          summary: `Refund ${amount} ${t.currency} (request r${n})`,
+        }).createRefund({
+          idempotencyKey,
+          params: {
+            payment_intent: t.paymentIntentId,
+            amount,
+            metadata: {
+              order_id: t.orderId,
+              checkout_workflow_id: t.checkoutWorkflowId,
+              refund_request: `r${n}`,
+            },
+          },
+        });
+      } catch (err) {
+        this.record(actor, 'refund_failed', `r${n}: ${errorMessage(err)}`);
+        made = await this.readBack(n);
+        if (!made) {
+          throw ApplicationFailure.create({
+            message: `refund failed: ${errorMessage(err)}`,
+            type: 'RefundFailed',
+            nonRetryable: true,
+          });
+        }
+      }
+      return await this.adopt(made, { actor, reason, idempotencyKey, at: new Date().toISOString() });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Records the full refund in the store again (idempotent): revokes whatever was granted since. */
+  async revokeAgain(): Promise<void> {
+    const full = [...this.entries].reverse().find((r) => r.full);
+    if (!full) return;
+    this.entitlement =
+      (await this.store().recordRefund({
+        workflowId: this.target.checkoutWorkflowId,
+        refundId: full.refundId,
+        amount: full.amount,
+        full: true,
+      })) ?? this.entitlement;
+  }
+
+  /** After a failed refund: adopts what Stripe lists that this ledger does not know yet. */
+  private async readBack(n: number): Promise<{ id: string; amount: number } | undefined> {
+    let listed: readonly ListedRefund[];
+    try {
+      listed = await this.list();
+    } catch (err) {
+      log.warn('listing refunds failed', { error: errorMessage(err) });
+      return undefined;
+    }
+    let mine: ListedRefund | undefined;
+    for (const r of listed) {
+      if (this.known.has(r.id) || !refundCounts(r.status)) continue;
+      if (
+        r.metadata.refund_request === `r${n}` &&
+        r.metadata.checkout_workflow_id === this.target.checkoutWorkflowId
+      ) {
+        // Request numbers only grow across the checkout and its refunds workflow, so r<n> is ours.
+        mine ??= r;
+        continue;
+      }
+      await this.adopt(r, {
+        actor: 'stripe',
+        reason: `found in Stripe (${r.metadata.refund_request ?? 'made outside this checkout'})`,
+        at: new Date(r.created * 1000).toISOString(),
+      });
+    }
+    return mine;
+  }
+
+  private async list(): Promise<readonly ListedRefund[]> {
+    const res = await proxyActivities<CheckoutActivities>({
+      startToCloseTimeout: this.stripeCallTimeoutMs,
+      scheduleToCloseTimeout: READ_SCHEDULE_TO_CLOSE_MS,
+      retry: RETRY,
+      summary: `List the refunds of ${this.target.paymentIntentId}`,
+    }).listRefunds({ paymentIntentId: this.target.paymentIntentId });
+    return res.refunds;
+  }
+
+  private async adopt(
+    made: { id: string; amount: number },
+    who: { actor: string; reason: string; at: string; idempotencyKey?: string },
+  ): Promise<RefundEntry> {
+    const t = this.target;
+    this.known.add(made.id);
+    this.refundedTotal += made.amount;
+    const full = this.full;
+    const entry: RefundEntry = {
+      refundId: made.id,
+      amount: made.amount,
+      ...(who.idempotencyKey === undefined ? {} : { idempotencyKey: who.idempotencyKey }),
+      actor: who.actor,
+      reason: who.reason,
+      at: who.at,
+      full,
+    };
+    this.entries.push(entry);
+    this.record(
+      who.actor,
+      'refund',
+      `${who.reason} (${made.amount} ${t.currency}, ${made.id}; ` +
+        `${full ? 'nothing left: entitlement revoked' : `${this.remaining} left`})`,
+    );
+    const after = await this.store().recordRefund({
+      workflowId: t.checkoutWorkflowId,
+      refundId: made.id,
+      amount: made.amount,
+      full,
+    });
+    if (after) this.entitlement = after;
+    return entry;
+  }
+
+  private store(): CheckoutActivities {
+    return proxyActivities<CheckoutActivities>({
+      startToCloseTimeout: this.stripeCallTimeoutMs,
+      // Recording is idempotent per refund id and must happen: retried without limit.
+      retry: RETRY,
+      summary: 'Record the refund in the provisioning store',
+    });
+  }
+}

@@ -1,0 +1,419 @@
+/**
+ * Refunds and the provisioning grace period against the real dev server and the Stripe emulator:
+ * refunds of a completed checkout (the refunds workflow), refunds of an open one (the checkout's
+ * own update), provisioning that fails for good (automatic full refund after the grace, or an
+ * operator's retry, or an operator keeping the payment). Money is asserted through the emulator's
+ * ledger, entitlements through the provisioning store.
+ */
+import assert from 'node:assert/strict';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import {
+  InvalidCheckoutInputError,
+  RefundNotAllowedError,
+  getCheckoutStatusWithRefunds,
+  getRefundsStatus,
+  refundCheckout,
+  resolveCheckout,
+  retryProvisioning,
+  startCheckout,
+  waitForCheckoutResult,
+} from '../../src/client';
+import type { Provisioner } from '../../src/provisioning';
+import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
+import type { checkoutRefunds } from '../../src/workflows/refunds';
+import {
+  checkoutWorkflowId,
+  refundIdempotencyKey,
+  refundsWorkflowId,
+  type CheckoutStatus,
+  type Entitlement,
+  type ProvisionRequest,
+} from '../../src/workflows/definitions';
+import {
+  FAST_OPTIONS,
+  newOrder,
+  rejectsWithCause,
+  startHarness,
+  successfulCharges,
+  waitForStatus,
+  type CheckoutHarness,
+} from './support';
+
+/** A provisioning backend that is down until the test says otherwise. */
+class SwitchableProvisioner implements Provisioner {
+  failing = true;
+  attempts = 0;
+  constructor(private readonly inner: Provisioner) {}
+  provision(request: ProvisionRequest): Promise<Entitlement> {
+    this.attempts += 1;
+    if (this.failing) return Promise.reject(new Error('provisioning backend unavailable'));
+    return this.inner.provision(request);
+  }
+  recordRefund(...args: Parameters<Provisioner['recordRefund']>): Promise<Entitlement | undefined> {
+    return this.inner.recordRefund(...args);
+  }
+  get(workflowId: string): Promise<Entitlement | undefined> {
+    return this.inner.get(workflowId);
+  }
+  list(): Promise<readonly Entitlement[]> {
+    return this.inner.list();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const OPS = { actor: 'ops:dee', reason: 'customer asked' } as const;
+const REFUNDS_OPTIONS = { idleTimeoutMs: 60_000, stripeCallTimeoutMs: 4_000 } as const;
+
+describe('refunds and the provisioning grace period', function () {
+  this.timeout(120_000);
+  let h: CheckoutHarness;
+
+  before(async function () {
+    this.timeout(180_000);
+    h = await startHarness();
+  });
+  after(async () => {
+    await h?.close();
+  });
+  afterEach(() => {
+    h.emulator.control.clearFaults();
+  });
+
+  const refundsOf = (orderId: string) =>
+    h.emulator.control.ledger().refunds.filter((r) => r.metadata.order_id === orderId);
+
+  async function withProvisioner<T>(
+    taskQueue: string,
+    provisioner: Provisioner,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const worker: Worker = await createCheckoutWorker({
+      connection: h.nativeConnection,
+      namespace: h.namespace,
+      taskQueue,
+      stripe: h.stripe,
+      provisioner,
+      workflowBundle: await checkoutWorkflowBundle(),
+    });
+    return worker.runUntil(fn());
+  }
+
+  const parkedAfterProvisioning = (s: CheckoutStatus): boolean =>
+    s.state === 'needs_attention' && s.needsAttention?.reason === 'provisioning_failed';
+
+  describe('a completed checkout (the refunds workflow)', () => {
+    it('refunds in part, refuses more than is left naming it, then refunds the rest: one charge, refunds summing to the amount, the entitlement revoked only by the last', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'refund completed');
+      const wf = checkoutWorkflowId(input.orderId);
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+
+        const part = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 1_000, ...OPS },
+          { taskQueue, refundsOptions: REFUNDS_OPTIONS },
+        );
+        assert.equal(part.workflowId, refundsWorkflowId(input.orderId));
+        assert.equal(part.refund.amount, 1_000);
+        assert.equal(part.refund.idempotencyKey, refundIdempotencyKey(refundsWorkflowId(input.orderId), 1));
+        assert.equal(part.refund.actor, OPS.actor);
+        assert.equal(part.refund.full, false);
+        assert.equal(part.remainingAmount, 3_200);
+        assert.equal((await h.provisioner.get(wf))?.revokedAt, undefined, 'a partial refund keeps it');
+
+        await rejectsWithCause(
+          refundCheckout(h.client, input.orderId, { amount: 4_000, ...OPS }, { taskQueue }),
+          /amount: 4000 is more than the 3200 usd left to refund/,
+        );
+        assert.equal(refundsOf(input.orderId).length, 1, 'the refused request refunded nothing');
+
+        const rest = await refundCheckout(
+          h.client,
+          input.orderId,
+          { actor: 'ops:eve', reason: 'order lost' },
+          { taskQueue },
+        );
+        assert.equal(rest.refund.amount, 3_200);
+        assert.equal(rest.refund.full, true);
+        assert.equal(rest.refundedAmount, 4_200);
+        assert.equal(rest.remainingAmount, 0);
+
+        const status = await getCheckoutStatusWithRefunds(h.client, input.orderId);
+        assert.equal(status.state, 'completed');
+        assert.equal(status.refundedAmount, 4_200);
+        assert.deepEqual(
+          status.refunds?.map((r) => [r.amount, r.actor, r.reason]),
+          [
+            [1_000, 'ops:dee', 'customer asked'],
+            [3_200, 'ops:eve', 'order lost'],
+          ],
+        );
+        const refundsStatus = await getRefundsStatus(h.client, input.orderId);
+        assert.ok(refundsStatus?.audit.some((a) => a.actor === 'ops:eve' && a.action === 'request:refund'));
+
+        await rejectsWithCause(
+          refundCheckout(h.client, input.orderId, OPS, { taskQueue }),
+          /nothing left to refund/,
+        );
+      });
+      assert.equal(successfulCharges(h, input.orderId), 1);
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [1_000, 3_200],
+      );
+      assert.ok((await h.provisioner.get(wf))?.revokedAt, 'the full refund revoked the entitlement');
+    });
+
+    it('refunds once when the response is lost after Stripe committed the refund', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'refund lost response');
+      const key = refundIdempotencyKey(refundsWorkflowId(input.orderId), 1);
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+        h.emulator.control.addFault({
+          fault: 'lose_response_after_commit',
+          method: 'POST',
+          path: '/v1/refunds',
+          idempotencyKey: key,
+          times: 1,
+        });
+        const result = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 700, ...OPS },
+          { taskQueue, refundsOptions: REFUNDS_OPTIONS },
+        );
+        assert.equal(h.emulator.control.faults()[0]?.hits, 1, 'the response was lost after commit');
+        assert.equal(result.refund.idempotencyKey, key);
+        assert.deepEqual(
+          refundsOf(input.orderId).map((r) => [r.id, r.amount]),
+          [[result.refund.refundId, 700]],
+        );
+      });
+      assert.equal(successfulCharges(h, input.orderId), 1);
+    });
+
+    it('learns earlier refunds from Stripe in a new run and never reuses their keys', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'refund new run');
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+        const first = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 1_200, ...OPS },
+          { taskQueue, refundsOptions: { idleTimeoutMs: 500, stripeCallTimeoutMs: 4_000 } },
+        );
+        assert.equal(first.refund.idempotencyKey, refundIdempotencyKey(refundsWorkflowId(input.orderId), 1));
+        // The run closes when idle; the next request starts a new run that reads Stripe first.
+        const firstRun = h.client.workflow.getHandle<typeof checkoutRefunds>(
+          refundsWorkflowId(input.orderId),
+        );
+        assert.equal((await firstRun.result()).outcome, 'idle');
+        // The new run knows only what was paid until it has read Stripe; then its handler refuses.
+        await rejectsWithCause(
+          refundCheckout(
+            h.client,
+            input.orderId,
+            { amount: 3_500, ...OPS },
+            { taskQueue, refundsOptions: REFUNDS_OPTIONS },
+          ),
+          /amount: 3500 is more than the 3000 usd left to refund/,
+        );
+        const third = await refundCheckout(h.client, input.orderId, OPS, { taskQueue });
+        assert.equal(third.refund.amount, 3_000);
+        assert.equal(third.refund.idempotencyKey, refundIdempotencyKey(refundsWorkflowId(input.orderId), 2));
+        assert.equal(third.refundedAmount, 4_200);
+      });
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [1_200, 3_000],
+      );
+    });
+  });
+
+  describe('refusals', () => {
+    it('refuses a malformed request before sending anything, an unknown order, and an order that was never paid', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'refund refusals', {
+        paymentMethodId: 'pm_card_chargeDeclined',
+        options: { ...FAST_OPTIONS, paymentRetryWindowMs: 0 },
+      });
+      await assert.rejects(
+        refundCheckout(h.client, input.orderId, { amount: 0, actor: '', reason: 'x' }),
+        (err: unknown) => {
+          assert.ok(err instanceof InvalidCheckoutInputError);
+          assert.match(err.message, /amount/);
+          assert.match(err.message, /actor/);
+          return true;
+        },
+      );
+      await assert.rejects(
+        refundCheckout(h.client, 'no-such-order-refund', OPS),
+        (err: unknown) => err instanceof WorkflowNotFoundError,
+      );
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'declined');
+        await assert.rejects(
+          refundCheckout(h.client, input.orderId, OPS, { taskQueue }),
+          (err: unknown) => err instanceof RefundNotAllowedError && /no payment was taken/.test(err.message),
+        );
+      });
+      assert.equal(await getRefundsStatus(h.client, input.orderId), undefined, 'no refunds workflow started');
+      assert.equal(refundsOf(input.orderId).length, 0);
+    });
+  });
+
+  describe('provisioning that fails for good', () => {
+    it('refunds in full after the grace period when no operator decides: state refunded, no entitlement, the ledger shows the refund', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'grace refund', {
+        options: { ...FAST_OPTIONS, provisioningTimeoutMs: 1_500, provisioningGraceMs: 1_500 },
+      });
+      const provisioner = new SwitchableProvisioner(h.provisioner);
+      const result = await withProvisioner(taskQueue, provisioner, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        return waitForCheckoutResult(h.client, input.orderId);
+      });
+      assert.equal(result.outcome, 'refunded');
+      if (result.outcome !== 'refunded') return;
+      assert.equal(result.refundedAmount, 4_200);
+      assert.equal(result.entitlement, undefined);
+      assert.equal(result.refunds[0]?.actor, 'workflow');
+      assert.equal(
+        result.refunds[0]?.idempotencyKey,
+        refundIdempotencyKey(checkoutWorkflowId(input.orderId), 1),
+      );
+      assert.ok(provisioner.attempts >= 1);
+      assert.equal(successfulCharges(h, input.orderId), 1);
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [4_200],
+      );
+      assert.equal(await h.provisioner.get(checkoutWorkflowId(input.orderId)), undefined);
+      const status = await h.withWorker(taskQueue, () =>
+        getCheckoutStatusWithRefunds(h.client, input.orderId),
+      );
+      assert.equal(status.state, 'refunded');
+      const actions = status.audit.map((a) => a.action);
+      for (const a of ['state:needs_attention', 'automatic_refund_scheduled', 'refund', 'state:refunded']) {
+        assert.ok(actions.includes(a), `audit has ${a}`);
+      }
+      assert.equal(status.automaticRefund?.status, 'done');
+    });
+
+    it('completes without any refund when an operator retries provisioning during the grace', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'grace retry', {
+        options: { ...FAST_OPTIONS, provisioningTimeoutMs: 1_500, provisioningGraceMs: 120_000 },
+      });
+      const provisioner = new SwitchableProvisioner(h.provisioner);
+      const result = await withProvisioner(taskQueue, provisioner, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        const parked = await waitForStatus(h, input.orderId, parkedAfterProvisioning);
+        assert.equal(parked.automaticRefund?.status, 'scheduled');
+        await rejectsWithCause(
+          resolveCheckout(h.client, input.orderId, { outcome: 'abandon', ...OPS }),
+          /does not apply once paid/,
+        );
+        provisioner.failing = false;
+        const after = await retryProvisioning(h.client, input.orderId, {
+          actor: 'ops:dee',
+          reason: 'backend fixed',
+        });
+        assert.ok(after.audit.some((a) => a.action === 'retry_provisioning' && a.actor === 'ops:dee'));
+        return waitForCheckoutResult(h.client, input.orderId);
+      });
+      assert.equal(result.outcome, 'completed');
+      assert.equal(successfulCharges(h, input.orderId), 1);
+      assert.equal(refundsOf(input.orderId).length, 0);
+      const ent = await h.provisioner.get(checkoutWorkflowId(input.orderId));
+      assert.ok(ent && ent.revokedAt === undefined);
+    });
+
+    it('keeps the payment when an operator stops the automatic refund; a deliberate partial refund and a later retry then complete it', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'grace keep', {
+        options: { ...FAST_OPTIONS, provisioningTimeoutMs: 1_500, provisioningGraceMs: 4_000 },
+      });
+      const wf = checkoutWorkflowId(input.orderId);
+      const provisioner = new SwitchableProvisioner(h.provisioner);
+      const result = await withProvisioner(taskQueue, provisioner, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        await waitForStatus(h, input.orderId, parkedAfterProvisioning);
+        const kept = await resolveCheckout(h.client, input.orderId, {
+          outcome: 'keep_payment',
+          actor: 'ops:dee',
+          reason: 'provisioning by hand',
+        });
+        assert.equal(kept.automaticRefund?.status, 'stopped');
+        assert.ok(kept.audit.some((a) => a.action === 'keep_payment' && a.actor === 'ops:dee'));
+        // The grace timer was canceled, not left to fire.
+        const handle = h.client.workflow.getHandle(wf);
+        let canceled = false;
+        const deadline = Date.now() + 20_000;
+        while (!canceled && Date.now() < deadline) {
+          const history = await handle.fetchHistory();
+          canceled = (history.events ?? []).some((e) => e.timerCanceledEventAttributes != null);
+          if (!canceled) await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.ok(canceled, 'the automatic refund timer was canceled');
+        await rejectsWithCause(
+          resolveCheckout(h.client, input.orderId, { outcome: 'keep_payment', ...OPS }),
+          /keep_payment only applies/,
+        );
+
+        const part = await refundCheckout(h.client, input.orderId, { amount: 1_000, ...OPS }, { taskQueue });
+        assert.equal(part.workflowId, wf, 'the open checkout refunds itself');
+        assert.equal(part.refund.idempotencyKey, refundIdempotencyKey(wf, 1));
+        assert.equal(part.remainingAmount, 3_200);
+        const parked = await waitForStatus(h, input.orderId, parkedAfterProvisioning);
+        assert.equal(parked.refundedAmount, 1_000);
+
+        provisioner.failing = false;
+        await retryProvisioning(h.client, input.orderId, { actor: 'ops:dee', reason: 'backend fixed' });
+        return waitForCheckoutResult(h.client, input.orderId);
+      });
+      assert.equal(result.outcome, 'completed');
+      if (result.outcome !== 'completed') return;
+      assert.deepEqual(
+        result.refunds?.map((r) => r.amount),
+        [1_000],
+      );
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [1_000],
+      );
+      assert.equal(successfulCharges(h, input.orderId), 1);
+      const ent = await h.provisioner.get(wf);
+      assert.ok(ent && ent.revokedAt === undefined, 'a partial refund leaves the entitlement');
+    });
+
+    it('ends refunded when an operator refunds in full while provisioning has failed', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'grace full refund', {
+        options: { ...FAST_OPTIONS, provisioningTimeoutMs: 1_500, provisioningGraceMs: 120_000 },
+      });
+      const provisioner = new SwitchableProvisioner(h.provisioner);
+      const result = await withProvisioner(taskQueue, provisioner, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        await waitForStatus(h, input.orderId, parkedAfterProvisioning);
+        await rejectsWithCause(
+          refundCheckout(h.client, input.orderId, { amount: 4_201, ...OPS }, { taskQueue }),
+          /amount: 4201 is more than the 4200 usd left to refund/,
+        );
+        const full = await refundCheckout(h.client, input.orderId, OPS, { taskQueue });
+        assert.equal(full.refund.full, true);
+        return waitForCheckoutResult(h.client, input.orderId);
+      });
+      assert.equal(result.outcome, 'refunded');
+      assert.equal(successfulCharges(h, input.orderId), 1);
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [4_200],
+      );
+      assert.equal(await h.provisioner.get(checkoutWorkflowId(input.orderId)), undefined);
+    });
+  });
+});
