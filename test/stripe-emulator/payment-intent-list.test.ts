@@ -4,7 +4,7 @@
  * what needs the emulator's control API.
  */
 import assert from 'node:assert/strict';
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import { type StripeTarget, captureError, control, emulatorOnly, startTarget } from './target';
 
 describe('Stripe emulator PaymentIntent list', function () {
