@@ -121,12 +121,15 @@ export class HttpProvisioner implements Provisioner {
   }
 
   async provision(request: ProvisionRequest): Promise<Entitlement> {
-    const body = await this.call('POST', 'entitlements', provisionIdempotencyKey(request.workflowId), {
-      workflowId: request.workflowId,
-      orderId: request.orderId,
-      paymentIntentId: request.paymentIntentId,
-      sku: request.item.sku,
-      quantity: request.item.quantity,
+    const body = await this.call('POST', 'entitlements', {
+      idempotencyKey: provisionIdempotencyKey(request.workflowId),
+      payload: {
+        workflowId: request.workflowId,
+        orderId: request.orderId,
+        paymentIntentId: request.paymentIntentId,
+        sku: request.item.sku,
+        quantity: request.item.quantity,
+      },
     });
     const parsed = entitlementSchema.safeParse(body);
     if (!parsed.success) throw this.badAnswer('POST entitlements', problemsOf(parsed.error));
@@ -141,17 +144,15 @@ export class HttpProvisioner implements Provisioner {
   }
 
   async recordRefund(refund: RefundRecordRequest): Promise<Entitlement | undefined> {
-    const body = await this.call(
-      'POST',
-      'refunds',
-      refundIdempotencyKey(refund.workflowId, refund.refundId),
-      {
+    const body = await this.call('POST', 'refunds', {
+      idempotencyKey: refundIdempotencyKey(refund.workflowId, refund.refundId),
+      payload: {
         workflowId: refund.workflowId,
         refundId: refund.refundId,
         amount: refund.amount,
         full: refund.full,
       },
-    );
+    });
     const parsed = refundAnswerSchema.safeParse(body);
     if (!parsed.success) throw this.badAnswer('POST refunds', problemsOf(parsed.error));
     const e = parsed.data.entitlement;
@@ -162,7 +163,9 @@ export class HttpProvisioner implements Provisioner {
   }
 
   async get(workflowId: string): Promise<Entitlement | undefined> {
-    const body = await this.call('GET', `entitlements/${encodeURIComponent(workflowId)}`);
+    const body = await this.call('GET', `entitlements/${encodeURIComponent(workflowId)}`, {
+      notFoundIsNone: true,
+    });
     if (body === undefined) return undefined;
     const parsed = entitlementSchema.safeParse(body);
     if (!parsed.success) throw this.badAnswer('GET entitlements/…', problemsOf(parsed.error));
@@ -192,15 +195,15 @@ export class HttpProvisioner implements Provisioner {
   }
 
   /**
-   * One request. Resolves to the parsed JSON body of a 2xx, or undefined for a GET answered 404;
-   * throws a classified `ProvisioningError` for everything else.
+   * One request. Resolves to the parsed JSON body of a 2xx, or undefined for a 404 when
+   * `notFoundIsNone` (reading one entitlement); throws a classified `ProvisioningError` otherwise.
    */
   private async call(
     method: 'GET' | 'POST',
     relative: string,
-    idempotencyKey?: string,
-    payload?: unknown,
+    options: { idempotencyKey?: string; payload?: unknown; notFoundIsNone?: boolean } = {},
   ): Promise<unknown> {
+    const { idempotencyKey, payload } = options;
     const url = new URL(relative, this.base);
     const where = `${method} ${this.where(relative)}`;
     const headers: Record<string, string> = {
@@ -252,7 +255,7 @@ export class HttpProvisioner implements Provisioner {
         );
       }
     }
-    if (status === 404 && method === 'GET') return undefined;
+    if (status === 404 && options.notFoundIsNone === true) return undefined;
 
     const quoted = text.length > QUOTED_BODY_MAX ? `${text.slice(0, QUOTED_BODY_MAX)}…` : text;
     const detail = `provisioning endpoint ${where}: answered ${status}${quoted ? `: ${quoted}` : ''}`;

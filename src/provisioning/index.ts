@@ -92,6 +92,11 @@ export {
   ProvisioningResponseError,
   ProvisioningUnavailableError,
 } from './errors';
-export { HttpProvisioner, type HttpProvisionerOptions } from './http';
+export {
+  HttpProvisioner,
+  provisionIdempotencyKey,
+  refundIdempotencyKey,
+  type HttpProvisionerOptions,
+} from './http';
 export { PostgresProvisioner, type PostgresProvisionerOptions } from './postgres';
 export { SqliteProvisioner } from './sqlite';
