@@ -3,10 +3,12 @@
  *
  * The workflow code is bundled once per process (bundling takes seconds) and reused by every worker
  * this process creates. Shutdown is graceful: on SIGINT or SIGTERM the SDK stops polling, lets
- * in-flight activities finish within `shutdownGraceTime`, and `run()` resolves; `main()` then
- * closes the connection and the provisioning database and exits 0. Any startup or run error exits
- * non-zero. A worker killed outright (SIGKILL) loses nothing: Temporal times the activity out and
- * retries it elsewhere with the same idempotency key.
+ * in-flight activities finish (`WORKER_SHUTDOWN_GRACE_MS`, default 15 s, above the Stripe client's
+ * timeout), and `run()` resolves; `main()` then closes the connection and the provisioning database
+ * and exits 0. Tasks still running 2 s after the grace are left behind: the process exits 1 and
+ * Temporal retries them after their timeout. Any startup or run error exits non-zero. A worker
+ * killed outright (SIGKILL) loses nothing either: Temporal times the activity out and retries it
+ * elsewhere with the same idempotency key.
  *
  * Temporal need not be up first: the first connection is retried with capped exponential backoff
  * for `TEMPORAL_CONNECT_TIMEOUT_MS` (each failed attempt logged with its cause), so workers started
@@ -18,6 +20,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
+import { Client } from '@temporalio/client';
 import {
   NativeConnection,
   Worker,
@@ -25,7 +28,6 @@ import {
   type NativeConnectionOptions,
   type WorkflowBundle,
 } from '@temporalio/worker';
-import { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import { createActivities } from './activities';
 import { loadConfig, redactConfig, type AppConfig } from './config';
@@ -77,8 +79,6 @@ export async function createCheckoutWorker(options: CheckoutWorkerOptions): Prom
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle ?? (await checkoutWorkflowBundle()),
-    interceptors: workerInterceptors(),
-    sinks: workerSinks(),
     activities: createActivities({
       stripe: options.stripe,
       provisioner: options.provisioner,
@@ -87,11 +87,59 @@ export async function createCheckoutWorker(options: CheckoutWorkerOptions): Prom
         options.temporalClient ??
         new Client({ connection: options.connection, namespace: options.namespace }),
     }),
+    interceptors: workerInterceptors(),
+    sinks: workerSinks(),
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 20,
     maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTaskExecutions ?? 20,
     shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,
     ...(options.identity ? { identity: options.identity } : {}),
   });
+}
+
+/**
+ * After the grace the SDK asks in-flight activities to cancel; this long after that, the worker
+ * stops waiting for them. The Stripe and provisioning activities do not abort a call in flight, so
+ * in practice the grace is how long a stopping worker waits for them.
+ */
+const SHUTDOWN_CANCEL_MARGIN_MS = 2_000;
+
+/**
+ * `worker.run()`, unless a stop signal came and it has not drained `forceAfterMs` later: then it
+ * rejects, naming the setting, and leaves the tasks still running to Temporal's timeouts and retries.
+ * (The SDK's own `shutdownForceTime` ends in an IllegalStateError from its cleanup instead.)
+ */
+async function runUntilStoppedOrAbandoned(
+  worker: Worker,
+  forceAfterMs: number,
+  onAbandon: () => void,
+): Promise<void> {
+  const running = worker.run();
+  let onStop: (() => void) | undefined;
+  const overdue = new Promise<never>((_, reject) => {
+    onStop = (): void => {
+      setTimeout(() => {
+        onAbandon();
+        running.catch(() => undefined);
+        reject(
+          new Error(
+            `Tasks were still running ${forceAfterMs} ms after the stop signal (WORKER_SHUTDOWN_GRACE_MS ` +
+              'plus the cancel margin); exiting without them. Temporal retries them on another worker ' +
+              'after their timeout, under the same idempotency keys.',
+          ),
+        );
+      }, forceAfterMs).unref();
+    };
+    process.once('SIGINT', onStop);
+    process.once('SIGTERM', onStop);
+  });
+  try {
+    await Promise.race([running, overdue]);
+  } finally {
+    if (onStop) {
+      process.off('SIGINT', onStop);
+      process.off('SIGTERM', onStop);
+    }
+  }
 }
 
 /** Backoff between connection attempts: 250 ms, doubling, at most 5 s. */
@@ -211,6 +259,7 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
   const provisioner = createProvisioner(config.provisioning);
   logger.info(`checkout worker provisioning: ${describeProvisioning(config.provisioning)}`);
   let connection: NativeConnection | undefined;
+  let abandoned = false;
   // Until the worker runs, a stop signal ends the connection retry; then the SDK takes over.
   const stopWaiting = new AbortController();
   const onSignal = (): void => stopWaiting.abort();
@@ -245,12 +294,21 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
     observability.startVisibilityGauges(new Client({ connection, namespace: config.temporal.namespace }));
     logger.info(`checkout worker polling ${config.temporal.namespace}/${config.temporal.taskQueue}`);
     // The SDK's runtime turns SIGINT/SIGTERM into worker.shutdown(); run() resolves once drained.
-    await worker.run();
+    await runUntilStoppedOrAbandoned(
+      worker,
+      config.worker.shutdownGraceMs + SHUTDOWN_CANCEL_MARGIN_MS,
+      () => {
+        // The tasks still running hold the connection and the store; the process exits without them.
+        abandoned = true;
+      },
+    );
     logger.info('checkout worker stopped');
   } finally {
     await observability.shutdown();
-    await connection?.close();
-    await provisioner.close();
+    if (!abandoned) {
+      await connection?.close();
+      await provisioner.close();
+    }
   }
 }
 

@@ -30,7 +30,10 @@ export interface TemporalConfig {
 
 /** The worker process's own settings (`src/worker.ts`). */
 export interface WorkerConfig {
-  /** How long in-flight activities may run after SIGTERM/SIGINT before they are cancelled. */
+  /**
+   * How long in-flight activities may run after SIGTERM/SIGINT; then they are asked to cancel and,
+   * shortly after, the worker stops waiting for them and exits 1.
+   */
   readonly shutdownGraceMs: number;
   readonly maxConcurrentActivityTaskExecutions: number;
   readonly maxConcurrentWorkflowTaskExecutions: number;
@@ -123,7 +126,8 @@ const schema = z.object({
   TEMPORAL_EMBEDDED_PORT: port.default(7233),
   TEMPORAL_EMBEDDED_UI_PORT: port.default(8233),
   TEMPORAL_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
-  WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  // Above STRIPE_TIMEOUT_MS's default, so a Stripe call in flight at SIGTERM ends inside it.
+  WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(15_000),
   WORKER_MAX_CONCURRENT_ACTIVITY_TASKS: z.coerce.number().int().min(1).max(10_000).default(20),
   // The SDK needs at least 2 while the workflow cache is on (sticky execution).
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(10_000).default(20),
