@@ -4,7 +4,7 @@
  * `fields` lists each bad field with its own message, so a form can show them all at once.
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { CheckoutConflictError, InvalidCheckoutInputError } from '../client';
+import { CheckoutConflictError, InvalidCheckoutInputError, RefundNotAllowedError } from '../client';
 
 export interface FieldProblem {
   readonly field: string;
@@ -82,6 +82,9 @@ export function httpErrorFor(err: unknown, orderId: string | undefined): HttpErr
   }
   if (err instanceof WorkflowNotFoundError) {
     return notFound(`No checkout for order ${orderId ?? err.workflowId}`);
+  }
+  if (err instanceof RefundNotAllowedError) {
+    return { status: 409, body: { error: { code: 'not_allowed_in_current_state', message: err.message } } };
   }
   if (err instanceof WorkflowUpdateFailedError) {
     // The workflow's update validator refused: the request is well formed but not allowed now.

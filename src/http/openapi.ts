@@ -13,6 +13,7 @@ import {
   HOSTED_PAYMENT_METHOD_TYPES,
   ORDER_ID_MAX_LENGTH,
   QUANTITY_MAX,
+  RESOLVE_OUTCOMES,
   RETURN_URL_MAX_LENGTH,
 } from '../workflows/definitions';
 
@@ -75,6 +76,34 @@ export const EXAMPLE_RESOLVE_REQUEST = {
   reason: 'Stripe dashboard shows the payment succeeded',
   outcome: 'recheck',
 } as const;
+
+export const EXAMPLE_REFUND_REQUEST = {
+  amount: 1000,
+  actor: 'ops@example.com',
+  reason: 'customer returned one seat',
+} as const;
+
+export const EXAMPLE_RETRY_PROVISIONING_REQUEST = {
+  actor: 'ops@example.com',
+  reason: 'the provisioning backend is back',
+} as const;
+
+const refundEntrySchema: Json = {
+  type: 'object',
+  required: ['refundId', 'amount', 'actor', 'reason', 'at', 'full'],
+  properties: {
+    refundId: { type: 'string', description: 'Stripe refund id (re_…).' },
+    amount: { type: 'integer' },
+    idempotencyKey: {
+      type: 'string',
+      description: 'The key it was made under, `<workflow id>/refund/r<n>`; absent for one found in Stripe.',
+    },
+    actor: { type: 'string' },
+    reason: { type: 'string' },
+    at: { type: 'string', format: 'date-time' },
+    full: { type: 'boolean', description: 'It left nothing of the payment: the entitlement is revoked.' },
+  },
+};
 
 const remediation = (summary: string, description: string, schema: string, example: Json): Json => ({
   post: {
@@ -189,9 +218,42 @@ export function openApiDocument(): Json {
       ),
       '/v1/checkouts/{orderId}/resolve': remediation(
         'Resolve a checkout in needs_attention',
-        '`recheck` reads Stripe again and continues from what it shows; `abandon` ends it canceled without charging.',
+        '`recheck` reads Stripe again and continues from what it shows; `abandon` ends it canceled without ' +
+          'charging. After provisioning failed for good (reason `provisioning_failed`) only `keep_payment` ' +
+          'applies: it stops the automatic refund, and the checkout waits for retry-provisioning or a refund.',
         'ResolveRequest',
         EXAMPLE_RESOLVE_REQUEST,
+      ),
+      '/v1/checkouts/{orderId}/refund': {
+        post: {
+          summary: 'Refund (part of) a paid order',
+          description:
+            'Without `amount`, everything not yet refunded. While the checkout is open (paid, provisioning, ' +
+            'or parked after provisioning failed) the checkout refunds itself; once it completed, the ' +
+            "order's refunds workflow (`refunds-<orderId>`) does, started if needed. Keyed " +
+            '`<workflow id>/refund/r<n>`, so a lost response never refunds twice. A refund that leaves ' +
+            'nothing revokes the entitlement.',
+          parameters: [orderIdParam],
+          requestBody: jsonBody(ref('RefundRequest'), EXAMPLE_REFUND_REQUEST),
+          responses: {
+            '200': jsonResponse('The refund made, with what is left.', ref('RefundResult')),
+            '400': errorResponse(
+              'A field is missing or invalid; `fields` names each one. Nothing was refunded.',
+            ),
+            '404': errorResponse('No checkout for this order.'),
+            '409': errorResponse(
+              'Not refundable now: nothing was paid, it is refunded already, the amount is more than is left ' +
+                '(the message names what is left), or another refund is in progress.',
+            ),
+          },
+        },
+      },
+      '/v1/checkouts/{orderId}/retry-provisioning': remediation(
+        'Retry provisioning after it failed for good',
+        'Only in needs_attention with reason provisioning_failed. A new bounded effort; if it fails again, ' +
+          'a new grace period starts before the automatic refund.',
+        'RetryProvisioningRequest',
+        EXAMPLE_RETRY_PROVISIONING_REQUEST,
       ),
       '/webhooks/stripe': {
         post: {
@@ -262,6 +324,8 @@ export function openApiDocument(): Json {
                 stripeKeyBudgetMs: { type: 'integer', minimum: 1 },
                 stripeCallTimeoutMs: { type: 'integer', minimum: 1 },
                 reconcileIntervalMs: { type: 'integer', minimum: 1 },
+                provisioningTimeoutMs: { type: 'integer', minimum: 1 },
+                provisioningGraceMs: { type: 'integer', minimum: 0 },
               },
             },
           },
@@ -423,6 +487,26 @@ export function openApiDocument(): Json {
               description: 'Stripe webhook events received (once per event id) and redeliveries ignored.',
               properties: { received: { type: 'integer' }, duplicates: { type: 'integer' } },
             },
+            refundedAmount: { type: 'integer', description: 'Minor units refunded so far.' },
+            refunds: {
+              type: 'array',
+              description: 'Every refund of the order, oldest first, with who asked, when and why.',
+              items: refundEntrySchema,
+            },
+            automaticRefund: {
+              type: 'object',
+              description:
+                'After provisioning failed for good: `scheduled` (with `dueAt`), `stopped` by an operator ' +
+                '(`keep_payment`), or `done`.',
+              properties: {
+                status: { type: 'string', enum: ['scheduled', 'stopped', 'done'] },
+                dueAt: { type: 'string', format: 'date-time' },
+                actor: { type: 'string' },
+                reason: { type: 'string' },
+                at: { type: 'string', format: 'date-time' },
+                refundId: { type: 'string' },
+              },
+            },
             mode: { const: 'hosted', description: 'Present only on a hosted checkout.' },
             checkoutSession: {
               type: 'object',
@@ -469,7 +553,55 @@ export function openApiDocument(): Json {
           type: 'object',
           additionalProperties: false,
           required: ['actor', 'reason', 'outcome'],
-          properties: { ...actorReason, outcome: { type: 'string', enum: ['recheck', 'abandon'] } },
+          properties: { ...actorReason, outcome: { type: 'string', enum: [...RESOLVE_OUTCOMES] } },
+        },
+        RefundRequest: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['actor', 'reason'],
+          properties: {
+            amount: {
+              type: 'integer',
+              minimum: 1,
+              maximum: AMOUNT_MAX,
+              description: 'Minor units; omit to refund everything not yet refunded.',
+            },
+            ...actorReason,
+          },
+        },
+        RetryProvisioningRequest: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['actor', 'reason'],
+          properties: actorReason,
+        },
+        RefundResult: {
+          type: 'object',
+          required: [
+            'orderId',
+            'workflowId',
+            'paymentIntentId',
+            'currency',
+            'amount',
+            'refundedAmount',
+            'remainingAmount',
+            'refund',
+            'refunds',
+          ],
+          properties: {
+            orderId: { type: 'string' },
+            workflowId: {
+              type: 'string',
+              description: 'The workflow that refunded: the checkout while open, else `refunds-<orderId>`.',
+            },
+            paymentIntentId: { type: 'string' },
+            currency: { type: 'string' },
+            amount: { type: 'integer', description: 'What was paid.' },
+            refundedAmount: { type: 'integer' },
+            remainingAmount: { type: 'integer' },
+            refund: refundEntrySchema,
+            refunds: { type: 'array', items: refundEntrySchema },
+          },
         },
         WebhookReceipt: {
           type: 'object',

@@ -24,9 +24,12 @@ import {
   cancelCheckout,
   getCheckoutHandle,
   getCheckoutStatus,
+  getCheckoutStatusWithRefunds,
   listCheckouts,
+  refundCheckout,
   resolveCheckout,
   retryPayment,
+  retryProvisioning,
   startCheckout,
   startHostedCheckout,
 } from '../client';
@@ -37,8 +40,10 @@ import {
   validateCancelRequest,
   validateCheckoutInput,
   validateHostedCheckoutInput,
+  validateRefundRequest,
   validateResolveRequest,
   validateRetryPaymentRequest,
+  validateRetryProvisioningRequest,
   type CheckoutInput,
   type CheckoutState,
   type HostedCheckoutInput,
@@ -350,7 +355,8 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   app.get<{ Params: { orderId: string } }>('/v1/checkouts/:orderId', async (request, reply) => {
     const { orderId } = request.params;
     try {
-      return await getCheckoutStatus(client, orderId);
+      // With every refund of the order, including those made after it completed.
+      return await getCheckoutStatusWithRefunds(client, orderId);
     } catch (err) {
       const known = httpErrorFor(err, orderId);
       if (known) return sendError(reply, known);
@@ -398,6 +404,13 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   );
   remediation('resolve', ['actor', 'reason', 'outcome'], validateResolveRequest, (orderId, req) =>
     resolveCheckout(client, orderId, req),
+  );
+  // The open checkout refunds itself; a completed one through its refunds workflow (the client routes).
+  remediation('refund', ['amount', 'actor', 'reason'], validateRefundRequest, (orderId, req) =>
+    refundCheckout(client, orderId, req, { taskQueue }),
+  );
+  remediation('retry-provisioning', ['actor', 'reason'], validateRetryProvisioningRequest, (orderId, req) =>
+    retryProvisioning(client, orderId, req),
   );
 
   void app.register((scope, _opts, done) => {

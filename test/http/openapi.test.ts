@@ -4,7 +4,9 @@ import {
   EXAMPLE_CANCEL_REQUEST,
   EXAMPLE_CHECKOUT_REQUEST,
   EXAMPLE_HOSTED_CHECKOUT_REQUEST,
+  EXAMPLE_REFUND_REQUEST,
   EXAMPLE_RESOLVE_REQUEST,
+  EXAMPLE_RETRY_PROVISIONING_REQUEST,
   EXAMPLE_RETRY_REQUEST,
   openApiDocument,
 } from '../../src/http/openapi';
@@ -16,8 +18,10 @@ import {
   validateCancelRequest,
   validateCheckoutInput,
   validateHostedCheckoutInput,
+  validateRefundRequest,
   validateResolveRequest,
   validateRetryPaymentRequest,
+  validateRetryProvisioningRequest,
 } from '../../src/workflows/definitions';
 
 interface Schema {
@@ -62,6 +66,8 @@ describe('OpenAPI description', () => {
     assert.equal(validateRetryPaymentRequest(EXAMPLE_RETRY_REQUEST).ok, true);
     assert.equal(validateCancelRequest(EXAMPLE_CANCEL_REQUEST).ok, true);
     assert.equal(validateResolveRequest(EXAMPLE_RESOLVE_REQUEST).ok, true);
+    assert.equal(validateRefundRequest(EXAMPLE_REFUND_REQUEST).ok, true);
+    assert.equal(validateRetryProvisioningRequest(EXAMPLE_RETRY_PROVISIONING_REQUEST).ok, true);
   });
 
   it('names only fields the validation accepts, and marks as required those it requires', () => {
@@ -132,6 +138,8 @@ describe('OpenAPI description', () => {
       ['RetryPaymentRequest', EXAMPLE_RETRY_REQUEST, validateRetryPaymentRequest],
       ['CancelRequest', EXAMPLE_CANCEL_REQUEST, validateCancelRequest],
       ['ResolveRequest', EXAMPLE_RESOLVE_REQUEST, validateResolveRequest],
+      ['RefundRequest', EXAMPLE_REFUND_REQUEST, validateRefundRequest],
+      ['RetryProvisioningRequest', EXAMPLE_RETRY_PROVISIONING_REQUEST, validateRetryProvisioningRequest],
     ];
     for (const [name, example, validate] of cases) {
       const s = schema(name);

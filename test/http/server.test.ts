@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { type FastifyInstance } from 'fastify';
 import Stripe from 'stripe';
 import { buildHttpIntake, STRIPE_WEBHOOK_PATH } from '../../src/http/server';
-import { MONEY_TAKEN_STATES, checkoutWorkflowId, type CheckoutInput } from '../../src/workflows/definitions';
+import { getRefundsStatus } from '../../src/client';
+import {
+  MONEY_TAKEN_STATES,
+  checkoutWorkflowId,
+  refundsWorkflowId,
+  type CheckoutInput,
+} from '../../src/workflows/definitions';
 import {
   checkoutExists,
   orderInput,
@@ -268,6 +274,100 @@ describe('HTTP intake', function () {
         badOutcome.json<ErrorJson>().error.fields?.map((x) => x.field),
         ['outcome'],
       );
+    });
+  });
+
+  describe('refunds and retry-provisioning', () => {
+    const refundsOf = (orderId: string) =>
+      f.emulator.control.ledger().refunds.filter((r) => r.metadata.order_id === orderId);
+
+    it('refunds a completed checkout in part, shows the refund in GET, refuses more than is left (409 naming it), then refunds the rest', async function () {
+      const input = orderInput(f, title(this));
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => s.state === 'completed');
+      const part = await post(`/v1/checkouts/${input.orderId}/refund`, {
+        amount: 1200,
+        actor: 'ops@example.com',
+        reason: 'one seat returned',
+      });
+      assert.equal(part.statusCode, 200, part.body);
+      const body = part.json<{ workflowId: string; remainingAmount: number; refund: { amount: number } }>();
+      assert.equal(body.workflowId, refundsWorkflowId(input.orderId));
+      assert.equal(body.refund.amount, 1200);
+      assert.equal(body.remainingAmount, 3000);
+
+      const status = await app.inject({ method: 'GET', url: `/v1/checkouts/${input.orderId}` });
+      assert.equal(status.statusCode, 200);
+      const shown = status.json<{ refundedAmount: number; refunds: { amount: number; actor: string }[] }>();
+      assert.equal(shown.refundedAmount, 1200);
+      assert.deepEqual(
+        shown.refunds.map((r) => [r.amount, r.actor]),
+        [[1200, 'ops@example.com']],
+      );
+
+      const over = await post(`/v1/checkouts/${input.orderId}/refund`, {
+        amount: 3001,
+        actor: 'ops@example.com',
+        reason: 'too much',
+      });
+      assert.equal(over.statusCode, 409, over.body);
+      assert.match(over.json<ErrorJson>().error.message, /3000 usd left to refund/);
+
+      const rest = await post(`/v1/checkouts/${input.orderId}/refund`, {
+        actor: 'ops@example.com',
+        reason: 'order canceled',
+      });
+      assert.equal(rest.statusCode, 200, rest.body);
+      assert.equal(rest.json<{ refundedAmount: number }>().refundedAmount, 4200);
+      assert.equal(successfulCharges(f, input.orderId), 1);
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [1200, 3000],
+      );
+    });
+
+    const badRefunds: [string, Record<string, unknown>][] = [
+      ['amount', { amount: 0, actor: 'ops', reason: 'r' }],
+      ['amount', { amount: 12.5, actor: 'ops', reason: 'r' }],
+      ['amount', { amount: '100', actor: 'ops', reason: 'r' }],
+      ['amount', { amount: 100_000_000, actor: 'ops', reason: 'r' }],
+      ['actor', { reason: 'r' }],
+      ['actor', { actor: '  ', reason: 'r' }],
+      ['reason', { actor: 'ops' }],
+      ['reason', { actor: 'ops', reason: 'x'.repeat(1001) }],
+      ['note', { actor: 'ops', reason: 'r', note: 'unknown' }],
+    ];
+    it('rejects each bad refund field with a 400 naming it, and starts nothing', async function () {
+      const input = orderInput(f, title(this));
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => s.state === 'completed');
+      for (const [field, body] of badRefunds) {
+        const res = await post(`/v1/checkouts/${input.orderId}/refund`, body);
+        assert.equal(res.statusCode, 400, `${field}: ${res.body}`);
+        const fields = res.json<ErrorJson>().error.fields?.map((x) => x.field) ?? [];
+        assert.ok(fields.includes(field), `${field}: ${fields.join(',')}`);
+      }
+      for (const body of [{ reason: 'r' }, { actor: 'ops' }, { actor: 'ops', reason: 'r', amount: 1 }]) {
+        const res = await post(`/v1/checkouts/${input.orderId}/retry-provisioning`, body);
+        assert.equal(res.statusCode, 400, res.body);
+      }
+      assert.equal(await getRefundsStatus(f.client, input.orderId), undefined, 'no refunds workflow started');
+      assert.equal(refundsOf(input.orderId).length, 0);
+    });
+
+    it('answers 404 for an unknown order, 409 for an order never paid, and 409 for retry-provisioning when provisioning did not fail', async function () {
+      const ops = { actor: 'ops', reason: 'checking' };
+      const unknown = await post('/v1/checkouts/never-started-refund/refund', ops);
+      assert.equal(unknown.statusCode, 404, unknown.body);
+      const declined = orderInput(f, title(this), 'pm_card_chargeDeclined', { paymentPollIntervalMs: 200 });
+      await post('/v1/checkouts', declined);
+      await waitForStatus(f, declined.orderId, (s) => s.state === 'declined');
+      const unpaid = await post(`/v1/checkouts/${declined.orderId}/refund`, ops);
+      assert.equal(unpaid.statusCode, 409, unpaid.body);
+      assert.match(unpaid.json<ErrorJson>().error.message, /no payment/);
+      const retry = await post(`/v1/checkouts/${declined.orderId}/retry-provisioning`, ops);
+      assert.equal(retry.statusCode, 409, retry.body);
+      assert.equal(refundsOf(declined.orderId).length, 0);
     });
   });
 
