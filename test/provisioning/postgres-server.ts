@@ -31,13 +31,13 @@ export interface TestPostgres {
 }
 
 /** The newest installed server's bin directory, or undefined. */
-export function findPostgresBin(): string | undefined {
-  if (!existsSync(POSTGRES_LIB)) return undefined;
-  const versions = readdirSync(POSTGRES_LIB)
+export function findPostgresBin(lib = POSTGRES_LIB): string | undefined {
+  if (!existsSync(lib)) return undefined;
+  const versions = readdirSync(lib)
     .filter((v) => /^\d+$/.test(v))
     .sort((a, b) => Number(b) - Number(a));
   for (const v of versions) {
-    const bin = path.join(POSTGRES_LIB, v, 'bin');
+    const bin = path.join(lib, v, 'bin');
     if (existsSync(path.join(bin, 'initdb')) && existsSync(path.join(bin, 'pg_ctl'))) return bin;
   }
   return undefined;
@@ -90,8 +90,8 @@ async function runAs(prefix: string[], file: string, args: string[]): Promise<vo
   }
 }
 
-async function startCluster(): Promise<TestPostgres> {
-  const bin = findPostgresBin();
+async function startCluster(lib: string): Promise<TestPostgres> {
+  const bin = findPostgresBin(lib);
   if (bin === undefined) throw missingPostgres();
   const user = asServerUser();
   const prefix = user?.prefix ?? [];
@@ -211,7 +211,13 @@ async function useSchema(databaseUrl: string): Promise<TestPostgres> {
   };
 }
 
-/** A PostgreSQL server for this test file: DATABASE_URL's, or a throwaway cluster. */
-export function startTestPostgres(databaseUrl = process.env.DATABASE_URL): Promise<TestPostgres> {
-  return databaseUrl ? useSchema(databaseUrl) : startCluster();
+/**
+ * A PostgreSQL server for this test file: DATABASE_URL's, or a throwaway cluster from the newest
+ * server under `postgresLib` (Debian's `/usr/lib/postgresql`).
+ */
+export function startTestPostgres(
+  databaseUrl = process.env.DATABASE_URL,
+  postgresLib = POSTGRES_LIB,
+): Promise<TestPostgres> {
+  return databaseUrl ? useSchema(databaseUrl) : startCluster(postgresLib);
 }

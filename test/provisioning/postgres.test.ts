@@ -56,6 +56,13 @@ describe('PostgresProvisioner', function () {
 
   provisionerContract(() => backend);
 
+  it('fails, saying how to install PostgreSQL, when there is neither DATABASE_URL nor a server binary', async () => {
+    await assert.rejects(
+      startTestPostgres(undefined, '/nonexistent/postgresql'),
+      /set DATABASE_URL .*bash scripts\/setup.sh --postgres.*apt-get install -y postgresql/s,
+    );
+  });
+
   it('creates its tables on first use when two workers start on an empty database at once', async function () {
     const { schema, url } = inSchema(this.test?.title ?? 'schema');
     await sql(`CREATE SCHEMA ${schema}`);
