@@ -10,7 +10,9 @@
  *   list [--state STATE] [--needs-attention] [--limit N]
  *   retry-payment ORDER_ID --payment-method pm_… --actor WHO --reason WHY
  *   cancel ORDER_ID --actor WHO --reason WHY
- *   resolve ORDER_ID --outcome recheck|abandon --actor WHO --reason WHY
+ *   resolve ORDER_ID --outcome recheck|abandon|keep_payment --actor WHO --reason WHY
+ *   refund ORDER_ID [--amount N] --actor WHO --reason WHY
+ *   retry-provisioning ORDER_ID --actor WHO --reason WHY
  *   reconcile [--now [--dry-run]]
  *   resolve-case PAYMENT_INTENT_ID --outcome refunded|provisioned|no_action --actor WHO --reason WHY
  *
@@ -33,10 +35,14 @@ import {
   InvalidCheckoutInputError,
   cancelCheckout,
   createTemporalConnection,
+  RefundNotAllowedError,
   getCheckoutStatus,
+  getCheckoutStatusWithRefunds,
   listCheckouts,
+  refundCheckout,
   resolveCheckout,
   retryPayment,
+  retryProvisioning,
   startCheckout,
   startHostedCheckout,
   type CheckoutListEntry,
@@ -62,13 +68,17 @@ import {
   validateCancelRequest,
   validateCheckoutInput,
   validateHostedCheckoutInput,
+  validateRefundRequest,
   validateResolveRequest,
   validateRetryPaymentRequest,
+  validateRetryProvisioningRequest,
   type CheckoutInput,
   type CheckoutState,
   type CheckoutStatus,
   type HostedCheckoutInput,
   type CaseResolution,
+  type RefundEntry,
+  type RefundResult,
   type ResolveOutcome,
   type Validation,
 } from '../workflows/definitions';
@@ -90,8 +100,13 @@ Commands:
                                           retry a declined checkout with a new card
   cancel ORDER_ID --actor WHO --reason WHY
                                           cancel an unpaid checkout
-  resolve ORDER_ID --outcome recheck|abandon --actor WHO --reason WHY
-                                          decide a checkout in needs_attention
+  resolve ORDER_ID --outcome recheck|abandon|keep_payment --actor WHO --reason WHY
+                                          decide a checkout in needs_attention (keep_payment:
+                                          stop the automatic refund after provisioning failed)
+  refund ORDER_ID [--amount N] --actor WHO --reason WHY
+                                          refund a paid order, in full or N minor units
+  retry-provisioning ORDER_ID --actor WHO --reason WHY
+                                          retry provisioning after it failed for good
   reconcile [--now [--dry-run]]           the reconciler's latest findings and open cases; --now
                                           runs it (through its schedule) and waits; --dry-run
                                           finds without fixing
@@ -133,6 +148,21 @@ export type Command =
       readonly name: 'resolve';
       readonly orderId: string;
       readonly outcome: ResolveOutcome;
+      readonly actor: string;
+      readonly reason: string;
+      readonly json: boolean;
+    }
+  | {
+      readonly name: 'refund';
+      readonly orderId: string;
+      readonly amount: number | undefined;
+      readonly actor: string;
+      readonly reason: string;
+      readonly json: boolean;
+    }
+  | {
+      readonly name: 'retry-provisioning';
+      readonly orderId: string;
       readonly actor: string;
       readonly reason: string;
       readonly json: boolean;
@@ -234,6 +264,8 @@ const ALLOWED: Readonly<Record<Exclude<Command['name'], 'help'>, readonly Option
   'retry-payment': ['payment-method', 'actor', 'reason'],
   cancel: ['actor', 'reason'],
   resolve: ['outcome', 'actor', 'reason'],
+  refund: ['amount', 'actor', 'reason'],
+  'retry-provisioning': ['actor', 'reason'],
   reconcile: ['now', 'dry-run'],
   'resolve-case': ['outcome', 'actor', 'reason'],
 };
@@ -349,6 +381,25 @@ export function parseCommand(argv: readonly string[]): Command {
       if (!v.ok) problems.push(...asFlags(v.problems));
       return finish(() => ({ name, orderId: orderId ?? '', ...checked(v), json }));
     }
+    case 'refund': {
+      const amount = integer(problems, 'amount', values.amount);
+      const v = validateRefundRequest({
+        ...(amount === undefined ? {} : { amount }),
+        ...actorReason,
+      });
+      // A flag that is not a number at all is reported once, by `integer`.
+      const reported = new Set(problems.map(flagOf));
+      if (!v.ok) problems.push(...asFlags(v.problems).filter((p) => !reported.has(flagOf(p))));
+      return finish(() => {
+        const { actor, reason } = checked(v);
+        return { name, orderId: orderId ?? '', amount, actor, reason, json };
+      });
+    }
+    case 'retry-provisioning': {
+      const v = validateRetryProvisioningRequest(actorReason);
+      if (!v.ok) problems.push(...asFlags(v.problems));
+      return finish(() => ({ name, orderId: orderId ?? '', ...checked(v), json }));
+    }
     case 'reconcile': {
       const now = values.now === true;
       const dryRun = values['dry-run'] === true;
@@ -409,12 +460,46 @@ export function formatStatus(status: CheckoutStatus): string {
     facts.push(['detail', status.needsAttention.detail]);
     facts.push(['new card allowed', status.needsAttention.retryAllowed ? 'yes' : 'no']);
   }
+  const auto = status.automaticRefund;
+  if (auto) {
+    facts.push([
+      'automatic refund',
+      auto.status === 'scheduled'
+        ? `due at ${auto.dueAt}`
+        : auto.status === 'stopped'
+          ? `stopped by ${auto.actor} at ${auto.at}: ${auto.reason}`
+          : `done at ${auto.at} (${auto.refundId})`,
+    ]);
+  }
+  const refunds = status.refunds ?? [];
+  if (refunds.length > 0 || (status.refundedAmount ?? 0) > 0) {
+    facts.push(['refunded', `${status.refundedAmount ?? 0} of ${status.amount} ${status.currency}`]);
+  }
   const width = Math.max(...facts.map(([k]) => k.length));
   const audit = formatTable(
     ['at', 'actor', 'action', 'reason'],
     status.audit.map((a) => [a.at, a.actor, a.action, a.reason]),
   );
-  return `${facts.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\nAudit trail:\n${audit}`;
+  const refundTable = refunds.length > 0 ? `\n\nRefunds:\n${formatRefunds(refunds)}` : '';
+  return `${facts.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}${refundTable}\n\nAudit trail:\n${audit}`;
+}
+
+export function formatRefunds(refunds: readonly RefundEntry[]): string {
+  return formatTable(
+    ['at', 'refund', 'amount', 'full', 'actor', 'reason'],
+    refunds.map((r) => [r.at, r.refundId, String(r.amount), r.full ? 'yes' : 'no', r.actor, r.reason]),
+  );
+}
+
+export function formatRefundResult(result: RefundResult): string {
+  const r = result.refund;
+  return [
+    `Refunded ${r.amount} ${result.currency} of order ${result.orderId} (${r.refundId}) by ${result.workflowId}.`,
+    `Refunded ${result.refundedAmount} of ${result.amount} ${result.currency}; ${result.remainingAmount} left` +
+      `${r.full ? '; the entitlement is revoked' : ''}.`,
+    '',
+    formatRefunds(result.refunds),
+  ].join('\n');
 }
 
 export function formatList(entries: readonly CheckoutListEntry[]): string {
@@ -499,6 +584,7 @@ function failureMessage(err: unknown, orderId: string | undefined): string | und
   if (err instanceof CheckoutConflictError)
     return `${err.message}; use a new order id for a different purchase`;
   if (err instanceof InvalidCheckoutInputError) return err.message;
+  if (err instanceof RefundNotAllowedError) return err.message;
   if (err instanceof InvalidCaseRequestError) return err.message;
   if (err instanceof ScheduleNotFoundError) {
     return 'There is no reconciler schedule (npm start creates it); run once with "reconcile --now"';
@@ -540,7 +626,7 @@ async function execute(
       return;
     }
     case 'status': {
-      const status = await getCheckoutStatus(client, command.orderId);
+      const status = await getCheckoutStatusWithRefunds(client, command.orderId);
       print(status, () => formatStatus(status));
       return;
     }
@@ -569,6 +655,23 @@ async function execute(
       const { orderId, outcome, actor, reason } = command;
       const status = await resolveCheckout(client, orderId, { outcome, actor, reason });
       print(status, () => `Resolve (${outcome}) accepted.\n\n${formatStatus(status)}`);
+      return;
+    }
+    case 'refund': {
+      const { orderId, amount, actor, reason } = command;
+      const result = await refundCheckout(
+        client,
+        orderId,
+        { ...(amount === undefined ? {} : { amount }), actor, reason },
+        { taskQueue: config.temporal.taskQueue },
+      );
+      print(result, () => formatRefundResult(result));
+      return;
+    }
+    case 'retry-provisioning': {
+      const { orderId, actor, reason } = command;
+      const status = await retryProvisioning(client, orderId, { actor, reason });
+      print(status, () => `Retry of provisioning accepted.\n\n${formatStatus(status)}`);
       return;
     }
     case 'reconcile': {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { EXIT, parseCommand, runCli, UsageError, type CliIo } from '../../src/cli/main';
 import { loadConfig, type AppConfig } from '../../src/config';
-import { MONEY_TAKEN_STATES, type CheckoutStatus } from '../../src/workflows/definitions';
+import { getRefundsStatus } from '../../src/client';
+import { MONEY_TAKEN_STATES, type CheckoutStatus, type RefundResult } from '../../src/workflows/definitions';
 import {
   checkoutExists,
   orderInput,
@@ -112,6 +113,24 @@ describe('operator CLI', function () {
         ['list', '--state', 'happy', '--limit', '0'],
         [/--state: must be one of/, /--limit/],
       ],
+      ['a refund without actor and reason', ['refund', 'o-6'], [/--actor/, /--reason/]],
+      [
+        'a non-numeric refund amount',
+        ['refund', 'o-6', '--amount', '10.5', '--actor', 'a', '--reason', 'r'],
+        [/--amount: must be a whole number/],
+      ],
+      [
+        'a zero refund amount',
+        ['refund', 'o-6', '--amount', '0', '--actor', 'a', '--reason', 'r'],
+        [/--amount: must be an integer from 1/],
+      ],
+      ['a refund without an order id', ['refund', '--actor', 'a', '--reason', 'r'], [/ORDER_ID: missing/]],
+      [
+        'retry-provisioning with a flag of another command',
+        ['retry-provisioning', 'o-7', '--amount', '5', '--actor', 'a', '--reason', 'r'],
+        [/--amount: not an option of "retry-provisioning"/],
+      ],
+      ['retry-provisioning without a reason', ['retry-provisioning', 'o-7', '--actor', 'a'], [/--reason/]],
     ];
     for (const [what, argv, patterns] of cases) {
       it(`exits 2 naming the problem for ${what}`, async () => {
@@ -235,6 +254,63 @@ describe('operator CLI', function () {
       const refused = await cli(retry);
       assert.equal(refused.code, EXIT.failed);
       assert.match(refused.err.join('\n'), /Refused by the checkout|already ended/);
+    });
+
+    it('refunds a completed order in part (table) and the rest (--json), refuses more than is left naming it, and starts nothing for a bad amount', async function () {
+      const { orderId } = orderInput(f, this.test?.title ?? 'refund');
+      await cli(startArgs(orderId, 'pm_card_visa', f.customerId));
+      await waitForStatus(f, orderId, (s) => s.state === 'completed');
+      const bad = await cli(['refund', orderId, '--amount', '-5', '--actor', 'ops', '--reason', 'why']);
+      assert.equal(bad.code, EXIT.usage);
+      assert.equal(await getRefundsStatus(f.client, orderId), undefined, 'nothing started for a bad amount');
+
+      const part = await cli([
+        'refund',
+        orderId,
+        '--amount',
+        '1000',
+        '--actor',
+        'ops:dee',
+        '--reason',
+        'one seat',
+      ]);
+      assert.equal(part.code, EXIT.ok, part.err.join('\n'));
+      const text = part.out.join('\n');
+      assert.match(text, /Refunded 1000 usd of order/);
+      assert.match(text, /3200 left/);
+      assert.match(text, /at\s+refund\s+amount\s+full\s+actor\s+reason/);
+
+      const over = await cli([
+        'refund',
+        orderId,
+        '--amount',
+        '3201',
+        '--actor',
+        'ops',
+        '--reason',
+        'too much',
+      ]);
+      assert.equal(over.code, EXIT.failed);
+      assert.match(
+        over.err.join('\n'),
+        /Refused by the checkout: amount: 3201 is more than the 3200 usd left/,
+      );
+
+      const rest = await cli(['refund', orderId, '--actor', 'ops:eve', '--reason', 'canceled', '--json']);
+      assert.equal(rest.code, EXIT.ok, rest.err.join('\n'));
+      const result = JSON.parse(rest.out.join('\n')) as RefundResult;
+      assert.equal(result.refund.amount, 3200);
+      assert.equal(result.refund.full, true);
+      assert.equal(result.remainingAmount, 0);
+
+      const status = await cli(['status', orderId]);
+      assert.match(status.out.join('\n'), /refunded\s+4200 of 4200 usd/);
+      assert.match(status.out.join('\n'), /Refunds:/);
+      assert.equal(successfulCharges(f, orderId), 1);
+
+      const retry = await cli(['retry-provisioning', orderId, '--actor', 'ops', '--reason', 'try']);
+      assert.equal(retry.code, EXIT.failed);
+      assert.match(retry.err.join('\n'), /already ended \(completed\)/);
     });
 
     it('cancels a checkout waiting for 3-D Secure and refuses resolve outside needs_attention', async function () {
