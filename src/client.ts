@@ -6,8 +6,10 @@
  * - The workflow id is `checkoutWorkflowId(orderId)`: the order is the dedupe key. A second start
  *   for the same order, concurrent or after completion, returns the existing checkout and never
  *   charges again:
- *     `workflowIdConflictPolicy: USE_EXISTING`: while a run is open, a start returns its handle
- *       (no error to race on, so five concurrent submits all get the one run);
+ *     `workflowIdConflictPolicy: FAIL`: while a run is open, a second start is refused with
+ *       `WorkflowExecutionAlreadyStartedError`, which we turn into a handle to that run (so five
+ *       concurrent submits all get the one run). A start that created the run returns at once: the
+ *       terms are its own, so only a duplicate pays for the `describe` that compares them;
  *     `workflowIdReusePolicy: REJECT_DUPLICATE`: once the run has closed, in any way, the id can
  *       never start again, so a completed (or declined) order cannot be re-charged by a replayed
  *       submit. The server answers `WorkflowExecutionAlreadyStartedError`, which we turn into a
@@ -167,7 +169,7 @@ export async function startCheckout(
       workflowId,
       taskQueue: opts.taskQueue ?? TASK_QUEUE,
       args: [checked],
-      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       memo: { terms },
       typedSearchAttributes: [
@@ -180,6 +182,8 @@ export async function startCheckout(
         `\`${workflowId}/payment/g{n}/{step}\`) and provisions ${checked.provision.quantity} x ` +
         `${checked.provision.sku} only after Stripe shows it succeeded.`,
     });
+    // This call created the run, with these terms in its memo: there is nothing to compare.
+    return { workflowId, handle };
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     handle = client.workflow.getHandle<typeof checkout>(workflowId);
