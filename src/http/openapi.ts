@@ -384,6 +384,8 @@ export function openApiDocument(): Json {
               description: 'Durations in milliseconds that shorten the production defaults (tests, demos).',
               properties: {
                 sessionTimeoutMs: { type: 'integer', minimum: 1000, maximum: 24 * 60 * 60 * 1000 },
+                provisioningTimeoutMs: { type: 'integer', minimum: 1 },
+                provisioningGraceMs: { type: 'integer', minimum: 0 },
                 asyncPaymentTimeoutMs: { type: 'integer', minimum: 1 },
                 paymentPollIntervalMs: { type: 'integer', minimum: 1 },
                 stripeKeyBudgetMs: { type: 'integer', minimum: 1 },

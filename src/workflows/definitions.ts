@@ -1127,6 +1127,10 @@ export interface HostedCheckoutOptions {
   readonly stripeCallTimeoutMs?: number;
   /** How often a needs-attention checkout re-reads Stripe on its own. Default 5 min. */
   readonly reconcileIntervalMs?: number;
+  /** As `CheckoutOptions.provisioningTimeoutMs`: the bounded provisioning effort. Default 1 h. */
+  readonly provisioningTimeoutMs?: number;
+  /** As `CheckoutOptions.provisioningGraceMs`: the wait before the automatic refund. Default 24 h. */
+  readonly provisioningGraceMs?: number;
 }
 
 export interface HostedCheckoutInput {
@@ -1160,6 +1164,8 @@ const HOSTED_OPTION_LIMITS: Readonly<Record<keyof HostedCheckoutOptions, readonl
   stripeKeyBudgetMs: [1, KEY_BUDGET_MAX_MS],
   stripeCallTimeoutMs: [1, 10 * 60 * 1000],
   reconcileIntervalMs: [1, DURATION_MAX_MS],
+  provisioningTimeoutMs: [1, DURATION_MAX_MS],
+  provisioningGraceMs: [0, DURATION_MAX_MS],
 };
 
 function isHostedOptionName(k: string): k is keyof HostedCheckoutOptions {

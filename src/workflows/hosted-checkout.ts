@@ -60,7 +60,9 @@ import {
   checkoutSessionIdempotencyKey,
   checkoutSessionUpdate,
   checkoutWorkflowId,
+  refundUpdate,
   resolveUpdate,
+  retryProvisioningUpdate,
   statusQuery,
   stripeEventSignal,
   validateCancelRequest,
@@ -85,6 +87,7 @@ import {
   type ResolveRequest,
   type StripeEventNotice,
 } from './definitions';
+import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -98,6 +101,7 @@ const DEFAULTS = {
   stripeKeyBudgetMs: 20 * HOUR,
   stripeCallTimeoutMs: 30 * SECOND,
   reconcileIntervalMs: 5 * MINUTE,
+  ...PROVISIONING_DEFAULTS,
 } as const;
 
 /** Longest gap between two reads of Stripe while waiting. */
@@ -120,9 +124,6 @@ const STRIPE_RETRY = {
   backoffCoefficient: 2,
   maximumInterval: 1 * MINUTE,
 } as const;
-
-/** Provisioning attempts before the paid checkout parks as `provisioning_failed` (about 10 min). */
-const PROVISION_ATTEMPTS = 12;
 
 type Outcome = 'paid' | 'declined' | 'expired' | 'canceled' | 'needs_attention';
 /** What a read of the session says, before the flow decides. */
@@ -203,9 +204,23 @@ class HostedCheckout {
   private pendingCancel: CancelRequest | undefined;
   private pendingResolve: ResolveRequest | undefined;
   private canceledBy: { actor: string; reason: string } | undefined;
+  /** Everything after "paid", shared with the card checkout: bounded provisioning, grace, refunds. */
+  private readonly flow: PaidOrderFlow;
 
   constructor(private readonly input: HostedCheckoutInput) {
     this.opts = { ...DEFAULTS, ...input.options };
+    this.flow = new PaidOrderFlow(
+      {
+        state: () => this.state,
+        setState: (state, reason) => this.setState(state, reason),
+        parkProvisioningFailed: (detail) => {
+          this.park('provisioning_failed', detail, false);
+        },
+        clearAttention: () => this.clearAttention(),
+        record: (actor, action, reason) => this.record(actor, action, reason),
+      },
+      this.opts,
+    );
   }
 
   async run(): Promise<CheckoutResult> {
@@ -223,12 +238,8 @@ class HostedCheckout {
     for (;;) {
       outcome ??= await this.waitForPayment();
       switch (outcome) {
-        case 'paid': {
-          const result = await this.provision();
-          if (result) return result;
-          outcome = 'needs_attention';
-          break;
-        }
+        case 'paid':
+          return this.provision();
         case 'expired':
           return this.finish({ outcome: 'expired', ...this.ids() });
         case 'canceled':
@@ -587,8 +598,12 @@ class HostedCheckout {
   // -------------------------------------------------------------------------------------------
   // Provisioning and ending
 
-  /** Provisions after a `succeeded` read; undefined when it failed and the checkout parked. */
-  private async provision(): Promise<CheckoutResult | undefined> {
+  /**
+   * Provisions after a `succeeded` read, through the flow the card checkout uses: a bounded effort,
+   * then `provisioning_failed` with a grace period an operator can use (retry provisioning, refund,
+   * keep the payment) before the payment is refunded in full.
+   */
+  private async provision(): Promise<CheckoutResult> {
     const pi = this.paymentIntent;
     if (!this.paid || !pi || pi.status !== 'succeeded') {
       throw ApplicationFailure.create({
@@ -596,28 +611,34 @@ class HostedCheckout {
         nonRetryable: true,
       });
     }
-    this.setState('provisioning', pi.id);
-    const { provision } = proxyActivities<CheckoutActivities>({
-      startToCloseTimeout: this.opts.stripeCallTimeoutMs,
-      retry: { ...STRIPE_RETRY, maximumAttempts: PROVISION_ATTEMPTS },
-      summary: 'Provision the order (idempotent per workflow id)',
-    });
-    try {
-      this.entitlement = await provision({
+    const provisioned = await this.flow.provision(
+      {
         workflowId: this.workflowId,
         orderId: this.input.orderId,
         paymentIntentId: pi.id,
+        amount: this.input.amount,
+        currency: this.input.currency,
         item: this.input.provision,
+      },
+      pi.id,
+    );
+    this.entitlement = provisioned.entitlement;
+    if (provisioned.outcome === 'refunded') {
+      this.setState('refunded', `${this.flow.refundedAmount} ${this.input.currency} refunded in full`);
+      return this.finish({
+        outcome: 'refunded',
+        orderId: this.input.orderId,
+        paymentIntentId: pi.id,
+        amount: this.input.amount,
+        currency: this.input.currency,
+        generation: 1,
+        refundedAmount: this.flow.refundedAmount,
+        refunds: this.flow.refunds,
+        entitlement: this.entitlement,
       });
-    } catch (err) {
-      this.park(
-        'provisioning_failed',
-        `paid (${pi.id}) but provisioning failed: ${errorMessage(err)}`,
-        false,
-      );
-      return undefined;
     }
-    this.setState('completed', this.entitlement.entitlementId);
+    this.setState('completed', provisioned.entitlement.entitlementId);
+    const refunds = this.flow.refunds;
     return this.finish({
       outcome: 'completed',
       orderId: this.input.orderId,
@@ -625,7 +646,8 @@ class HostedCheckout {
       amount: this.input.amount,
       currency: this.input.currency,
       generation: 1,
-      entitlement: this.entitlement,
+      entitlement: provisioned.entitlement,
+      ...(refunds.length > 0 ? { refunds } : {}),
     });
   }
 
@@ -755,6 +777,9 @@ class HostedCheckout {
       entitlement: this.entitlement,
       audit: [...this.audit],
       stripeEvents: { received: this.stripeEventsReceived, duplicates: this.stripeEventDuplicates },
+      refundedAmount: this.flow.refundedAmount,
+      refunds: this.flow.refunds,
+      ...(this.flow.automaticRefund ? { automaticRefund: this.flow.automaticRefund } : {}),
       mode: 'hosted',
       ...(s === undefined
         ? {}
@@ -839,7 +864,7 @@ class HostedCheckout {
       {
         validator: (request) => {
           rejectInvalid(validateCancelRequest(request));
-          if (this.paid || MONEY_TAKEN_STATES.includes(this.state))
+          if (this.paid || this.flow.paid || MONEY_TAKEN_STATES.includes(this.state))
             throw new Error('the payment succeeded: refund instead');
           if (this.state === 'awaiting_async_payment')
             throw new Error('the customer paid with a method that is still settling: wait for it');
@@ -854,22 +879,46 @@ class HostedCheckout {
       resolveUpdate,
       async (request) => {
         this.record(request.actor, `request:resolve:${request.outcome}`, request.reason);
+        if (request.outcome === 'keep_payment') {
+          // Only changes state: the grace wait sees the automatic refund stopped.
+          this.flow.keepPayment(request);
+          return this.status();
+        }
         this.pendingResolve = request;
         await condition(() => this.pendingResolve !== request);
         return this.status();
       },
       {
-        validator: (request) => {
-          const checked = validateResolveRequest(request);
-          rejectInvalid(checked);
-          const outcome = checked.ok ? checked.value.outcome : undefined;
-          if (outcome !== 'recheck' && outcome !== 'abandon')
-            throw new Error('a hosted checkout is resolved with "recheck" or "abandon"');
+        validator: (request: ResolveRequest) => {
+          rejectInvalid(validateResolveRequest(request));
+          const { outcome } = request;
+          if (outcome === 'keep_payment') {
+            this.flow.validateKeepPayment();
+            return;
+          }
           if (this.state !== 'needs_attention') throw new Error(`nothing to resolve in state ${this.state}`);
+          if (this.flow.provisioningFailed) {
+            throw new Error(
+              `${outcome} does not apply once paid: use retryProvisioning, refund, or resolve keep_payment`,
+            );
+          }
           if (outcome === 'abandon' && this.paid) throw new Error('the payment succeeded: refund instead');
           if (this.pendingResolve) throw new Error('a resolve is already pending');
         },
       },
+    );
+
+    setHandler(refundUpdate, (request) => this.flow.refund(request), {
+      validator: (request) => this.flow.validateRefund(request),
+    });
+
+    setHandler(
+      retryProvisioningUpdate,
+      async (request) => {
+        await this.flow.retryProvisioning(request);
+        return this.status();
+      },
+      { validator: (request) => this.flow.validateRetryProvisioning(request) },
     );
   }
 }

@@ -6,17 +6,23 @@ import {
   cancelCheckout,
   getCheckoutStatus,
   listCheckouts,
+  retryProvisioning,
   startCheckout,
   startHostedCheckout,
   waitForCheckoutResult,
 } from '../../src/client';
 import { startHttpIntake, type HttpIntake } from '../../src/http/server';
+import type { Provisioner } from '../../src/provisioning';
+import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
 import {
   checkoutSessionIdempotencyKey,
   checkoutWorkflowId,
   validateHostedCheckoutInput,
+  type CheckoutStatus,
+  type Entitlement,
   type HostedCheckoutInput,
   type HostedCheckoutOptions,
+  type ProvisionRequest,
 } from '../../src/workflows/definitions';
 import { uniqueName } from '../support/temporal';
 import {
@@ -59,6 +65,28 @@ function newHostedOrder(
       ...overrides,
     },
   };
+}
+
+/** A provisioning backend that is down until the test says otherwise. */
+class SwitchableProvisioner implements Provisioner {
+  failing = true;
+  constructor(private readonly inner: Provisioner) {}
+  provision(request: ProvisionRequest): Promise<Entitlement> {
+    if (this.failing) return Promise.reject(new Error('provisioning backend unavailable'));
+    return this.inner.provision(request);
+  }
+  recordRefund(...args: Parameters<Provisioner['recordRefund']>): Promise<Entitlement | undefined> {
+    return this.inner.recordRefund(...args);
+  }
+  get(workflowId: string): Promise<Entitlement | undefined> {
+    return this.inner.get(workflowId);
+  }
+  list(): Promise<readonly Entitlement[]> {
+    return this.inner.list();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /** What the hosted page's Pay button does: a form post, answered with a redirect or a page. */
@@ -394,6 +422,74 @@ describe('hosted checkout workflow', function () {
       assert.equal(await payOnPage(h, started.sessionId ?? '', 'pm_card_visa'), 410);
     });
     assert.equal(successfulCharges(h, input.orderId), 0);
+  });
+
+  async function withProvisioner<T>(
+    taskQueue: string,
+    provisioner: Provisioner,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const worker = await createCheckoutWorker({
+      connection: h.nativeConnection,
+      namespace: h.namespace,
+      taskQueue,
+      stripe: h.stripe,
+      provisioner,
+      workflowBundle: await checkoutWorkflowBundle(),
+    });
+    return worker.runUntil(fn());
+  }
+  const parkedAfterProvisioning = (s: CheckoutStatus): boolean =>
+    s.state === 'needs_attention' && s.needsAttention?.reason === 'provisioning_failed';
+
+  it('parks a paid checkout whose provisioning fails for good, then completes when an operator retries provisioning', async function () {
+    const { input, taskQueue } = newHostedOrder(h, this.test?.title ?? 'hosted provisioning retry', {
+      options: { ...FAST_HOSTED, provisioningTimeoutMs: 1_500, provisioningGraceMs: 10 * 60 * 1000 },
+    });
+    const provisioner = new SwitchableProvisioner(h.provisioner);
+    const result = await withProvisioner(taskQueue, provisioner, async () => {
+      const started = await startHostedCheckout(h.client, input, { taskQueue });
+      assert.equal(await payOnPage(h, started.sessionId ?? '', 'pm_card_visa'), 303);
+      const parked = await waitForStatus(h, input.orderId, parkedAfterProvisioning);
+      assert.equal(parked.automaticRefund?.status, 'scheduled');
+      await rejectsWithCause(
+        cancelCheckout(h.client, input.orderId, { actor: 'ops:ann', reason: 'too late' }),
+        /refund instead/,
+      );
+      provisioner.failing = false;
+      await retryProvisioning(h.client, input.orderId, { actor: 'ops:ann', reason: 'backend is back' });
+      return waitForCheckoutResult(h.client, input.orderId);
+    });
+    assert.equal(result.outcome, 'completed');
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+    assert.equal(
+      h.emulator.control.ledger().refunds.filter((r) => r.metadata.order_id === input.orderId).length,
+      0,
+    );
+  });
+
+  it('refunds a paid hosted checkout in full when provisioning fails for good and nobody decides within the grace', async function () {
+    const { input, taskQueue } = newHostedOrder(h, this.test?.title ?? 'hosted grace refund', {
+      options: { ...FAST_HOSTED, provisioningTimeoutMs: 1_500, provisioningGraceMs: 1_500 },
+    });
+    const provisioner = new SwitchableProvisioner(h.provisioner);
+    const result = await withProvisioner(taskQueue, provisioner, async () => {
+      const started = await startHostedCheckout(h.client, input, { taskQueue });
+      assert.equal(await payOnPage(h, started.sessionId ?? '', 'pm_card_visa'), 303);
+      return waitForCheckoutResult(h.client, input.orderId);
+    });
+    assert.equal(result.outcome, 'refunded');
+    if (result.outcome === 'refunded') assert.equal(result.refundedAmount, input.amount);
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.deepEqual(
+      h.emulator.control
+        .ledger()
+        .refunds.filter((r) => r.metadata.order_id === input.orderId)
+        .map((r) => r.amount),
+      [input.amount],
+    );
+    assert.equal(await provisionedCount(h, input.orderId), 0);
   });
 
   it('keys the session create on the workflow id: the same order never gets a second session', () => {
