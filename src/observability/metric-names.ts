@@ -3,9 +3,8 @@
  * them and docs/observability.md. Pure constants: the workflow interceptor module imports this file
  * into the deterministic workflow bundle.
  *
- * Names are given without the runtime's prefix; the Prometheus endpoint shows them as written here
- * (the runtime is installed with an empty `metricPrefix` for custom metrics; Temporal's own metrics
- * keep their `temporal_` names).
+ * The endpoint shows them as written here: the runtime's `temporal_` prefix goes on the SDK's own
+ * metrics only. Counters carry no `_total` suffix (the runtime's Prometheus exporter default).
  */
 export const ProductMetric = {
   /** Counter, label `state`: a checkout entered that state (each change of `CheckoutState`). */
@@ -16,11 +15,11 @@ export const ProductMetric = {
   reconciliations: 'checkout_reconciliations',
   /** Counter, label `status`: Stripe answered a refund creation (the createRefund activity completed). */
   refunds: 'checkout_refunds',
-  /** Gauge, label `state`: open (running) checkouts in that state, from Temporal visibility. */
+  /** Gauge, label `state`: open (running) card and hosted checkouts in that state (visibility). */
   open: 'checkout_open',
-  /** Gauge: open checkouts waiting for an operator (`NeedsAttentionSince` set). */
+  /** Gauge, label `workflow_type`: open checkouts and reconciler cases waiting for an operator. */
   needsAttention: 'checkout_needs_attention',
-  /** Gauge, seconds: age of the oldest open checkout waiting for an operator; 0 when there is none. */
+  /** Gauge, seconds: age of the oldest of those; 0 when there is none. */
   needsAttentionOldestAge: 'checkout_needs_attention_oldest_age_seconds',
   /** Gauge, unix seconds: when the visibility gauges were last refreshed successfully. */
   visibilityRefreshed: 'checkout_visibility_refreshed_timestamp_seconds',

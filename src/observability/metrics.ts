@@ -24,9 +24,10 @@ import {
 } from '@temporalio/worker';
 import {
   CHECKOUT_STATES,
+  CHECKOUT_WORKFLOW_TYPES,
   CheckoutStateAttr,
   NeedsAttentionSinceAttr,
-  checkoutWorkflowType,
+  reconciliationCaseWorkflowType,
 } from '../workflows/definitions';
 import { temporalLogger, type LogLevelName, type Logger } from './logging';
 import { ProductMetric } from './metric-names';
@@ -111,45 +112,64 @@ export const activityMetricsInterceptor: ActivityInterceptorsFactory = (ctx) => 
 };
 
 export interface VisibilitySnapshot {
+  /** Open checkouts (card and hosted) per `CheckoutState`. */
   readonly openByState: Readonly<Record<string, number>>;
-  readonly needsAttention: number;
+  /** Open workflows with `NeedsAttentionSince` set, per workflow type (checkouts and reconciler cases). */
+  readonly needsAttentionByType: Readonly<Record<string, number>>;
   readonly oldestNeedsAttentionAgeSeconds: number;
+}
+
+/** The workflow types that can wait for an operator. */
+export const NEEDS_ATTENTION_WORKFLOW_TYPES: readonly string[] = [
+  ...CHECKOUT_WORKFLOW_TYPES,
+  reconciliationCaseWorkflowType,
+];
+
+function typeIn(types: readonly string[]): string {
+  return `WorkflowType IN (${types.map((t) => `'${t}'`).join(', ')})`;
 }
 
 /** How many open checkouts waiting for an operator one refresh reads to find the oldest. */
 export const NEEDS_ATTENTION_SCAN_LIMIT = 1000;
 
 /**
- * Reads Temporal visibility: per state one count query (`CountWorkflowExecutions`), plus one list
- * of the open checkouts with `NeedsAttentionSince` set (at most `NEEDS_ATTENTION_SCAN_LIMIT`), for
- * the oldest. Visibility is eventually consistent: a state change shows after a second or so.
+ * Reads Temporal visibility: per state one count query (`CountWorkflowExecutions`) over open card
+ * and hosted checkouts, plus one list of the open workflows with `NeedsAttentionSince` set (at most
+ * `NEEDS_ATTENTION_SCAN_LIMIT`; beyond it the counts come from count queries and the age from the
+ * ones scanned). Visibility is eventually consistent: a change shows after a second or so.
  */
 export async function readVisibility(client: Client, now: Date = new Date()): Promise<VisibilitySnapshot> {
-  const open = `WorkflowType = '${checkoutWorkflowType}' AND ExecutionStatus = 'Running'`;
+  const running = `ExecutionStatus = 'Running'`;
+  const openCheckouts = `${typeIn(CHECKOUT_WORKFLOW_TYPES)} AND ${running}`;
   const openByState: Record<string, number> = {};
   for (const state of CHECKOUT_STATES) {
-    const { count } = await client.workflow.count(`${open} AND ${CheckoutStateAttr.name} = '${state}'`);
+    const { count } = await client.workflow.count(
+      `${openCheckouts} AND ${CheckoutStateAttr.name} = '${state}'`,
+    );
     openByState[state] = count;
   }
-  let needsAttention = 0;
+  const needsAttentionByType: Record<string, number> = Object.fromEntries(
+    NEEDS_ATTENTION_WORKFLOW_TYPES.map((t) => [t, 0]),
+  );
+  const waiting = `${typeIn(NEEDS_ATTENTION_WORKFLOW_TYPES)} AND ${running} AND ${NeedsAttentionSinceAttr.name} IS NOT NULL`;
+  let scanned = 0;
   let oldest: number | undefined;
-  for await (const wf of client.workflow.list({
-    query: `${open} AND ${NeedsAttentionSinceAttr.name} IS NOT NULL`,
-  })) {
-    needsAttention += 1;
+  for await (const wf of client.workflow.list({ query: waiting })) {
+    scanned += 1;
+    needsAttentionByType[wf.type] = (needsAttentionByType[wf.type] ?? 0) + 1;
     const since = wf.typedSearchAttributes.get(NeedsAttentionSinceAttr);
     if (since !== undefined && (oldest === undefined || since.getTime() < oldest)) oldest = since.getTime();
-    if (needsAttention >= NEEDS_ATTENTION_SCAN_LIMIT) {
-      // Beyond the scan limit the count query is exact; the age is the oldest of those scanned.
-      needsAttention = (
-        await client.workflow.count(`${open} AND ${NeedsAttentionSinceAttr.name} IS NOT NULL`)
-      ).count;
+    if (scanned >= NEEDS_ATTENTION_SCAN_LIMIT) {
+      for (const t of NEEDS_ATTENTION_WORKFLOW_TYPES) {
+        const q = `WorkflowType = '${t}' AND ${running} AND ${NeedsAttentionSinceAttr.name} IS NOT NULL`;
+        needsAttentionByType[t] = (await client.workflow.count(q)).count;
+      }
       break;
     }
   }
   return {
     openByState,
-    needsAttention,
+    needsAttentionByType,
     oldestNeedsAttentionAgeSeconds:
       oldest === undefined ? 0 : Math.max(0, Math.round((now.getTime() - oldest) / 1000)),
   };
@@ -179,13 +199,13 @@ export class VisibilityGauges {
       ProductMetric.needsAttention,
       'int',
       '1',
-      'Open checkouts waiting for an operator',
+      'Open checkouts and reconciler cases waiting for an operator, by workflow type',
     );
     this.oldestAge = meter.createGauge(
       ProductMetric.needsAttentionOldestAge,
       'float',
       's',
-      'Age of the oldest open checkout waiting for an operator',
+      'Age of the oldest open checkout or reconciler case waiting for an operator',
     );
     this.refreshed = meter.createGauge(
       ProductMetric.visibilityRefreshed,
@@ -199,7 +219,9 @@ export class VisibilityGauges {
   async refresh(): Promise<VisibilitySnapshot> {
     const snapshot = await readVisibility(this.client);
     for (const [state, count] of Object.entries(snapshot.openByState)) this.open.set(count, { state });
-    this.needsAttention.set(snapshot.needsAttention);
+    for (const [workflowType, count] of Object.entries(snapshot.needsAttentionByType)) {
+      this.needsAttention.set(count, { workflow_type: workflowType });
+    }
     this.oldestAge.set(snapshot.oldestNeedsAttentionAgeSeconds);
     this.refreshed.set(Date.now() / 1000);
     return snapshot;

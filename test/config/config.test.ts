@@ -139,4 +139,65 @@ describe('config', () => {
       );
     });
   });
+
+  describe('observability settings', () => {
+    it('has no metrics endpoint and drops spans unless asked', () => {
+      const o = loadConfig({}).observability;
+      assert.equal(o.prometheus, undefined);
+      assert.equal(o.visibilityIntervalMs, 30_000);
+      assert.deepEqual(o.tracing, {
+        exporter: 'none',
+        otlpEndpoint: 'http://localhost:4318/v1/traces',
+        serviceName: 'checkout',
+      });
+    });
+
+    it('serves metrics on METRICS_HOST:METRICS_PORT', () => {
+      const o = loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }).observability;
+      assert.deepEqual(o.prometheus, { host: '0.0.0.0', port: 9464 });
+      assert.equal(loadConfig({ METRICS_PORT: '9464' }).observability.prometheus?.host, '127.0.0.1');
+    });
+
+    it('exports over OTLP when an endpoint is set, to its /v1/traces', () => {
+      const base = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).observability;
+      assert.equal(base.tracing.exporter, 'otlp');
+      assert.equal(base.tracing.otlpEndpoint, 'http://collector:4318/v1/traces');
+      const full = loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom',
+        OTEL_SERVICE_NAME: 'checkout-eu',
+      }).observability.tracing;
+      assert.equal(full.otlpEndpoint, 'http://traces:9999/custom');
+      assert.equal(full.serviceName, 'checkout-eu');
+      const off = loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_TRACES_EXPORTER: 'none',
+      }).observability.tracing;
+      assert.equal(off.exporter, 'none');
+    });
+
+    it('names each bad observability setting', () => {
+      assert.throws(
+        () =>
+          loadConfig({
+            METRICS_PORT: '0',
+            METRICS_VISIBILITY_INTERVAL_MS: '500',
+            OTEL_TRACES_EXPORTER: 'jaeger',
+            OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
+          }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          const names = err.problems.map((p) => p.split(':')[0]);
+          assert.deepEqual([...names].sort(), [
+            'METRICS_PORT',
+            'METRICS_VISIBILITY_INTERVAL_MS',
+            'OTEL_EXPORTER_OTLP_ENDPOINT',
+            'OTEL_TRACES_EXPORTER',
+          ]);
+          return true;
+        },
+      );
+      assert.equal(loadConfig({ METRICS_VISIBILITY_INTERVAL_MS: '0' }).observability.visibilityIntervalMs, 0);
+    });
+  });
 });

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { resolveCheckout, startCheckout, waitForCheckoutResult } from '../../src/client';
+import { refundCheckout, resolveCheckout, startCheckout, waitForCheckoutResult } from '../../src/client';
 import { ProductMetric } from '../../src/observability';
 import { createStripeClient } from '../../src/stripe/client';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe-emulator';
@@ -194,14 +194,24 @@ describe('worker process observability', function () {
     workers.push(w);
     await waitPolling(w);
 
-    const before = await scrape(port);
+    // The first visibility refresh runs right after startup; wait for its gauges.
+    let before = '';
+    await until(
+      async () => {
+        before = await scrape(port);
+        return sample(before, ProductMetric.visibilityRefreshed) !== undefined;
+      },
+      30_000,
+      'the first visibility refresh',
+      () => before,
+    );
     // The workflow metric meter tags with camelCase keys; the SDK's own metrics use snake_case.
     const onQueue = { taskQueue };
     const sdkOnQueue = { task_queue: taskQueue };
     assert.equal(sample(before, ProductMetric.chargesSucceeded, onQueue) ?? 0, 0);
     assert.equal(sample(before, ProductMetric.stateEntered, { ...onQueue, state: 'completed' }) ?? 0, 0);
     const openBefore = sample(before, ProductMetric.open, { state: 'needs_attention' });
-    const attentionBefore = sample(before, ProductMetric.needsAttention);
+    const attentionBefore = sample(before, ProductMetric.needsAttention, { workflow_type: 'checkout' });
     assert.notEqual(openBefore, undefined, `no ${ProductMetric.open} gauge:\n${before}`);
     assert.notEqual(attentionBefore, undefined, `no ${ProductMetric.needsAttention} gauge`);
 
@@ -235,7 +245,26 @@ describe('worker process observability', function () {
       'an activity latency histogram is served',
     );
 
-    // 2. A checkout that needs an operator (someone else used its key): the gauges see it.
+    // 2. A refund of that checkout (through the refunds workflow, on this worker).
+    assert.equal(sample(after, ProductMetric.refunds) ?? 0, 0);
+    const refund = await refundCheckout(
+      client,
+      paid.orderId,
+      { actor: 'test', reason: 'observability test' },
+      { taskQueue, refundsOptions: { idleTimeoutMs: 1_000 } },
+    );
+    assert.equal(refund.refundedAmount, paid.amount);
+    await until(
+      async () => {
+        after = await scrape(port);
+        return sample(after, ProductMetric.refunds, { activityType: 'createRefund' }) === 1;
+      },
+      30_000,
+      'the refund to be counted',
+      () => after,
+    );
+
+    // 3. A checkout that needs an operator (someone else used its key): the gauges see it.
     const parked = order('metrics parked');
     await createSquatter(parked);
     await startCheckout(client, parked, { taskQueue });
@@ -243,7 +272,8 @@ describe('worker process observability', function () {
       async () => {
         after = await scrape(port);
         return (
-          (sample(after, ProductMetric.needsAttention) ?? 0) >= (attentionBefore ?? 0) + 1 &&
+          (sample(after, ProductMetric.needsAttention, { workflow_type: 'checkout' }) ?? 0) >=
+            (attentionBefore ?? 0) + 1 &&
           (sample(after, ProductMetric.open, { state: 'needs_attention' }) ?? 0) >= (openBefore ?? 0) + 1
         );
       },
