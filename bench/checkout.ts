@@ -38,7 +38,9 @@ import {
   type Ratio,
   type RunFigures,
 } from './figures';
-import { runMode, type Progress } from './runs';
+import { activityCallsOf, floorWorkflowId, runMode, type ActivityCalls, type Progress } from './runs';
+import { checkoutWorkflowId } from '../src/workflows/definitions';
+import type { FloorActivityKind } from './floor-activities';
 import { runScale, type ScaleOptions, type ScaleReport } from './scale';
 import type { BenchWorker, WorkerTuning } from './worker-host';
 
@@ -54,6 +56,18 @@ export interface BenchOptions {
   readonly warmup: number;
   readonly tuning: WorkerTuning;
   readonly scale: ScaleOptions | undefined;
+  /**
+   * The kind of activity the floor's three calls are. `auto` (the default) reads it from a warm-up
+   * checkout's history, so the floor always makes the same number and kind of calls as the product.
+   */
+  readonly floorKind: FloorActivityKind | 'auto';
+}
+
+/** The activity calls one checkout and one floor made (from their histories); they must match. */
+export interface ActivityCallsReport {
+  readonly floorKind: FloorActivityKind;
+  readonly checkout: ActivityCalls | undefined;
+  readonly floor: ActivityCalls | undefined;
 }
 
 export interface MachineInfo {
@@ -74,6 +88,7 @@ export interface BenchReport {
   readonly options: BenchOptions;
   readonly runs: readonly RunFigures[];
   readonly ratios: readonly Ratio[];
+  readonly activityCalls: ActivityCallsReport;
   readonly scale: ScaleReport | undefined;
 }
 
@@ -97,7 +112,8 @@ export const QUICK_LEVELS: readonly Level[] = [
 
 const USAGE =
   'usage: npm run bench -- [--quick] [--scale] [--out FILE] [--checkouts N] [--concurrency 1,10,100,500] ' +
-  '[--modes floor,checkout,direct] [--warmup N] [--workflow-slots N] [--activity-slots N] [--waiting N] [--waiting-poll-ms N] [--waiting-timeout-ms N]';
+  '[--modes floor,checkout,direct] [--floor-kind auto|activity|local] [--warmup N] [--workflow-slots N] ' +
+  '[--activity-slots N] [--waiting N] [--waiting-poll-ms N] [--waiting-timeout-ms N]';
 
 function positive(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -124,6 +140,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       waiting: { type: 'string' },
       'waiting-poll-ms': { type: 'string' },
       'waiting-timeout-ms': { type: 'string' },
+      'floor-kind': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -178,8 +195,19 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
         workersCheckouts: quick ? 300 : 600,
       }
     : undefined;
+  const floorKind = values['floor-kind'] ?? 'auto';
+  if (floorKind !== 'auto' && floorKind !== 'activity' && floorKind !== 'local') {
+    throw new Error(`--floor-kind takes auto, activity or local; got '${floorKind}'`);
+  }
   return {
-    options: { levels, modes, warmup: positive('warmup', values.warmup, quick ? 10 : 50), tuning, scale },
+    options: {
+      levels,
+      modes,
+      warmup: positive('warmup', values.warmup, quick ? 10 : 50),
+      tuning,
+      scale,
+      floorKind,
+    },
     out: values.out,
   };
 }
@@ -247,22 +275,56 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
     workers['local-floor'] = workers.floor;
     const taskQueue = (mode: Mode): string => (mode.endsWith('floor') ? queues.floor : queues.checkout);
 
-    if (options.warmup > 0) {
-      for (const mode of options.modes) {
-        await runMode(
-          env,
-          {
-            mode,
-            concurrency: Math.min(10, options.warmup),
-            count: options.warmup,
-            label: `${env.runId}-warmup-${mode}`,
-            taskQueue: taskQueue(mode),
-            workers: workers[mode],
-          },
-          progressLine(`warm-up ${mode}`, log),
-        );
-        clearProgress();
+    // Warm-ups, the checkout's first: its history says which kind of activity the floor must use.
+    let floorKind: FloorActivityKind = options.floorKind === 'auto' ? 'activity' : options.floorKind;
+    const activityCalls: { checkout?: ActivityCalls; floor?: ActivityCalls } = {};
+    const warmupModes = [...options.modes].sort(
+      (a, b) => Number(b === 'checkout') - Number(a === 'checkout'),
+    );
+    for (const mode of warmupModes) {
+      // The checkout and the floor warm up at least once: their first histories are compared.
+      const count = mode === 'checkout' || mode === 'floor' ? Math.max(1, options.warmup) : options.warmup;
+      if (count === 0) continue;
+      const label = `${env.runId}-warmup-${mode}`;
+      await runMode(
+        env,
+        {
+          mode,
+          floorKind,
+          concurrency: Math.min(10, count),
+          count,
+          label,
+          taskQueue: taskQueue(mode),
+          workers: workers[mode],
+        },
+        progressLine(`warm-up ${mode}`, log),
+      );
+      clearProgress();
+      if (mode === 'checkout') {
+        activityCalls.checkout = await activityCallsOf(env.client, checkoutWorkflowId(`${label}-0`));
+        if (options.floorKind === 'auto')
+          floorKind = activityCalls.checkout.localActivities > 0 ? 'local' : 'activity';
       }
+      if (mode === 'floor')
+        activityCalls.floor = await activityCallsOf(env.client, floorWorkflowId(`${label}-0`));
+    }
+    const describeCalls = (c: ActivityCalls | undefined): string =>
+      c === undefined ? '-' : `${c.activities} ordinary + ${c.localActivities} local`;
+    log(
+      `activity calls per run: checkout ${describeCalls(activityCalls.checkout)}, floor ` +
+        `${describeCalls(activityCalls.floor)} (floor kind: ${floorKind})`,
+    );
+    const { checkout: checkoutCalls, floor: floorCalls } = activityCalls;
+    if (
+      checkoutCalls &&
+      floorCalls &&
+      (checkoutCalls.activities !== floorCalls.activities ||
+        checkoutCalls.localActivities !== floorCalls.localActivities)
+    ) {
+      throw new Error(
+        `the floor does not make the checkout's activity calls (checkout ${describeCalls(checkoutCalls)}, ` +
+          `floor ${describeCalls(floorCalls)}): the comparison would not be fair`,
+      );
     }
 
     log(`\n${liveHeader()}`);
@@ -273,6 +335,7 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
           env,
           {
             mode,
+            floorKind,
             concurrency: level.concurrency,
             count: level.checkouts,
             label: `${env.runId}-${mode}-c${level.concurrency}`,
@@ -306,6 +369,7 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
       options,
       runs,
       ratios: ratios(runs),
+      activityCalls: { floorKind, checkout: activityCalls.checkout, floor: activityCalls.floor },
       scale,
     };
   } finally {

@@ -8,8 +8,9 @@
 export const FLOOR_WORKFLOW_TYPE = 'checkoutFloor';
 /** The floor with the checkout's search-attribute upserts, start options and describe. */
 export const SHAPED_FLOOR_WORKFLOW_TYPE = 'checkoutShapedFloor';
-/** The floor with local activities. */
-export const LOCAL_FLOOR_WORKFLOW_TYPE = 'checkoutLocalFloor';
+
+/** Ordinary activities (through the activity task queue) or local ones (inside the workflow task). */
+export type FloorActivityKind = 'activity' | 'local';
 
 export interface FloorStep {
   readonly step: 'create' | 'confirm' | 'provision';

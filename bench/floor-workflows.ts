@@ -1,7 +1,9 @@
 /**
  * The benchmark's floor: what Temporal alone costs for a workflow shaped like the checkout's card
- * happy path. Three ordinary (not local) activities in sequence, with the checkout's own timeouts and
- * retry policy, and nothing else: no Stripe, no SQLite, no search attributes, no handlers.
+ * happy path. Three activities in sequence, of the same kind as the checkout's (ordinary or local:
+ * the benchmark reads the kind from a checkout's history and checks the floor's history matches),
+ * with the checkout's own timeouts and retry policy, and nothing else: no Stripe, no SQLite, no
+ * search attributes, no handlers.
  *
  * Fails only if an activity does, which a no-op activity cannot; the benchmark treats any other
  * outcome as an error.
@@ -14,7 +16,7 @@ import {
   StripePaymentIntentIdAttr,
   type CheckoutInput,
 } from '../src/workflows/definitions';
-import type { FloorActivities } from './floor-activities';
+import type { FloorActivities, FloorActivityKind } from './floor-activities';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -37,7 +39,11 @@ const provisioning = proxyActivities<FloorActivities>({
   retry: STRIPE_RETRY,
 });
 
-export async function checkoutFloor(orderId: string): Promise<{ readonly outcome: 'completed' }> {
+export async function checkoutFloor(
+  orderId: string,
+  kind: FloorActivityKind = 'activity',
+): Promise<{ readonly outcome: 'completed' }> {
+  if (kind === 'local') return checkoutLocalFloor(orderId);
   await writes.floorCreatePaymentIntent({ step: 'create', orderId });
   await writes.floorConfirmPaymentIntent({ step: 'confirm', orderId });
   await provisioning.floorProvision({ step: 'provision', orderId });
@@ -75,25 +81,23 @@ export async function checkoutShapedFloor(
   return { outcome: 'completed' };
 }
 
-const localWrites = proxyLocalActivities<FloorActivities>({
+/**
+ * The checkout's local attempts (src/workflows/checkout.ts, `localFirst`): one attempt of at most
+ * one call's time, for the writes and provisioning alike (retries would be ordinary activities).
+ */
+const local = proxyLocalActivities<FloorActivities>({
   startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
-  scheduleToCloseTimeout: STRIPE_KEY_BUDGET_MS,
-  retry: STRIPE_RETRY,
-});
-
-const localProvisioning = proxyLocalActivities<FloorActivities>({
-  startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
-  retry: STRIPE_RETRY,
+  scheduleToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
+  retry: { ...STRIPE_RETRY, maximumAttempts: 1 },
 });
 
 /**
- * The floor with local activities: the same three no-op calls and options, run inside the workflow
- * task instead of through the activity task queue. Measures what a switch to local activities could
- * save; the checkout itself uses ordinary activities.
+ * The floor with local activities: the same three no-op calls, run inside the workflow task instead
+ * of through the activity task queue, with the options the checkout's local attempts use.
  */
 export async function checkoutLocalFloor(orderId: string): Promise<{ readonly outcome: 'completed' }> {
-  await localWrites.floorCreatePaymentIntent({ step: 'create', orderId });
-  await localWrites.floorConfirmPaymentIntent({ step: 'confirm', orderId });
-  await localProvisioning.floorProvision({ step: 'provision', orderId });
+  await local.floorCreatePaymentIntent({ step: 'create', orderId });
+  await local.floorConfirmPaymentIntent({ step: 'confirm', orderId });
+  await local.floorProvision({ step: 'provision', orderId });
   return { outcome: 'completed' };
 }

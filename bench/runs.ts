@@ -11,7 +11,7 @@
  *   direct         the same activity functions called from a plain loop: no Temporal, no durability;
  *   shaped-floor   diagnostic: the floor plus the checkout's start options, describe and upserts;
  *   batched-floor  diagnostic: the same with one upsert per workflow task (a proposed change);
- *   local-floor    diagnostic: the floor with local activities (a proposed change).
+ *   local-floor    diagnostic: the floor with local activities, whatever the checkout uses.
  */
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
@@ -26,12 +26,8 @@ import {
   type CheckoutInput,
   type CreatePaymentIntentParams,
 } from '../src/workflows/definitions';
-import type { checkoutFloor, checkoutLocalFloor, checkoutShapedFloor } from './floor-workflows';
-import {
-  FLOOR_WORKFLOW_TYPE,
-  LOCAL_FLOOR_WORKFLOW_TYPE,
-  SHAPED_FLOOR_WORKFLOW_TYPE,
-} from './floor-activities';
+import type { checkoutFloor, checkoutShapedFloor } from './floor-workflows';
+import { FLOOR_WORKFLOW_TYPE, SHAPED_FLOOR_WORKFLOW_TYPE, type FloorActivityKind } from './floor-activities';
 import { statsDelta } from './emulator-thread';
 import type { BenchEnvironment } from './environment';
 import {
@@ -50,6 +46,8 @@ export const SKU = 'course-101';
 
 export interface RunSpec {
   readonly mode: Mode;
+  /** The kind of activity the `floor` mode's three calls are (the checkout's kind). Default ordinary. */
+  readonly floorKind?: FloorActivityKind;
   readonly concurrency: number;
   readonly count: number;
   /** Prefix that makes this run's order ids unique. */
@@ -85,14 +83,18 @@ export function checkoutInput(
   };
 }
 
-function floorCheckouts(client: Client, taskQueue: string, local: boolean): Checkouts {
+/** The floor's workflow id for an order id. */
+export function floorWorkflowId(orderId: string): string {
+  return `floor-${orderId}`;
+}
+
+function floorCheckouts(client: Client, taskQueue: string, kind: FloorActivityKind): Checkouts {
   return {
     async one(orderId) {
-      const type = local ? LOCAL_FLOOR_WORKFLOW_TYPE : FLOOR_WORKFLOW_TYPE;
-      const handle = await client.workflow.start<typeof checkoutFloor | typeof checkoutLocalFloor>(type, {
-        workflowId: `floor-${orderId}`,
+      const handle = await client.workflow.start<typeof checkoutFloor>(FLOOR_WORKFLOW_TYPE, {
+        workflowId: floorWorkflowId(orderId),
         taskQueue,
-        args: [orderId],
+        args: [orderId, kind],
       });
       const result = await handle.result();
       if (result.outcome !== 'completed') throw new Error(`floor ${orderId} ended ${String(result.outcome)}`);
@@ -302,9 +304,9 @@ export async function withServerPeak<T>(
 function checkoutsFor(env: BenchEnvironment, spec: RunSpec): Checkouts {
   switch (spec.mode) {
     case 'floor':
-      return floorCheckouts(env.client, spec.taskQueue, false);
+      return floorCheckouts(env.client, spec.taskQueue, spec.floorKind ?? 'activity');
     case 'local-floor':
-      return floorCheckouts(env.client, spec.taskQueue, true);
+      return floorCheckouts(env.client, spec.taskQueue, 'local');
     case 'shaped-floor':
       return shapedFloorCheckouts(env, spec.taskQueue, false);
     case 'batched-floor':
@@ -372,4 +374,26 @@ export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Pr
   } finally {
     await checkouts.close();
   }
+}
+
+/** How many activity calls of each kind one workflow run made, read from its history. */
+export interface ActivityCalls {
+  /** Ordinary activities: `ActivityTaskScheduled` events. */
+  readonly activities: number;
+  /** Local activities: `MarkerRecorded` events with the SDK's local-activity marker. */
+  readonly localActivities: number;
+}
+
+/** The marker the SDK records for each completed local activity. */
+export const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
+
+export async function activityCallsOf(client: Client, workflowId: string): Promise<ActivityCalls> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  let activities = 0;
+  let localActivities = 0;
+  for (const event of history.events ?? []) {
+    if (event.activityTaskScheduledEventAttributes) activities++;
+    if (event.markerRecordedEventAttributes?.markerName === LOCAL_ACTIVITY_MARKER) localActivities++;
+  }
+  return { activities, localActivities };
 }

@@ -66,6 +66,14 @@ describe('checkout benchmark', function () {
     }
   });
 
+  it('gives the floor the same number and kind of activity calls as the checkout (read from their histories)', function () {
+    const { checkout, floor, floorKind } = report.activityCalls;
+    assert.ok(checkout && floor, 'both histories were read');
+    assert.deepEqual(floor, checkout);
+    assert.equal(checkout.activities + checkout.localActivities, 3, 'create, confirm, provision');
+    assert.equal(floorKind, checkout.localActivities > 0 ? 'local' : 'activity');
+  });
+
   it('measures worker memory in the worker processes, and none for the direct loop', function () {
     for (const run of report.runs) {
       if (run.mode === 'direct') {
