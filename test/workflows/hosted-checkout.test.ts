@@ -29,6 +29,7 @@ import {
   inState,
   paymentIntentsFor,
   provisionedCount,
+  recordHistory,
   rejectsWithCause,
   startHarness,
   successfulCharges,
@@ -228,6 +229,7 @@ describe('hosted checkout workflow', function () {
       listed.map((e) => e.state),
       ['completed'],
     );
+    await recordHistory(h, checkoutWorkflowId(input.orderId), 'hosted-paid');
   });
 
   it('returns the same session and URL to a duplicate start, concurrent or later, and refuses other terms; a card start finds the same checkout', async function () {
@@ -306,6 +308,7 @@ describe('hosted checkout workflow', function () {
     assert.throws(() => h.emulator.control.authenticate(pi?.id ?? '', 'succeed'), /canceled/);
     assert.equal(successfulCharges(h, input.orderId), 0);
     assert.equal(await provisionedCount(h, input.orderId), 0);
+    await recordHistory(h, checkoutWorkflowId(input.orderId), 'hosted-expired');
   });
 
   it('waits for a bank debit to settle and provisions only once Stripe shows it succeeded', async function () {

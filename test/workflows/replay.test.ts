@@ -18,6 +18,8 @@ const EXPECTED = [
   'declined',
   'declined-then-retried',
   'expired',
+  'hosted-expired',
+  'hosted-paid',
   'idempotency-mismatch',
   'key-budget-spent',
   'lost-response-after-commit',
