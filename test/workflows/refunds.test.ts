@@ -33,6 +33,7 @@ import {
 import {
   FAST_OPTIONS,
   newOrder,
+  recordHistory,
   rejectsWithCause,
   startHarness,
   successfulCharges,
@@ -304,6 +305,7 @@ describe('refunds and the provisioning grace period', function () {
         assert.ok(actions.includes(a), `audit has ${a}`);
       }
       assert.equal(status.automaticRefund?.status, 'done');
+      await recordHistory(h, checkoutWorkflowId(input.orderId), 'provisioning-failed-refunded');
     });
 
     it('completes without any refund when an operator retries provisioning during the grace', async function () {
@@ -389,6 +391,7 @@ describe('refunds and the provisioning grace period', function () {
       assert.equal(successfulCharges(h, input.orderId), 1);
       const ent = await h.provisioner.get(wf);
       assert.ok(ent && ent.revokedAt === undefined, 'a partial refund leaves the entitlement');
+      await recordHistory(h, wf, 'provisioning-kept-refunded-in-part-retried');
     });
 
     it('ends refunded when an operator refunds in full while provisioning has failed', async function () {

@@ -25,6 +25,8 @@ const EXPECTED = [
   'lost-response-after-commit',
   'paid',
   'past-24h-pruned-key',
+  'provisioning-failed-refunded',
+  'provisioning-kept-refunded-in-part-retried',
   'reset-after-paid',
   'stored-500-on-confirm',
   'three-d-secure',
