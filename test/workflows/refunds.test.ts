@@ -394,6 +394,34 @@ describe('refunds and the provisioning grace period', function () {
       await recordHistory(h, wf, 'provisioning-kept-refunded-in-part-retried');
     });
 
+    it('revokes an entitlement granted after a full refund made while provisioning was still being retried', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'refund during provisioning', {
+        options: { ...FAST_OPTIONS, provisioningTimeoutMs: 60_000, provisioningGraceMs: 120_000 },
+      });
+      const wf = checkoutWorkflowId(input.orderId);
+      const provisioner = new SwitchableProvisioner(h.provisioner);
+      const result = await withProvisioner(taskQueue, provisioner, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        await waitForStatus(h, input.orderId, (s) => s.state === 'provisioning');
+        const full = await refundCheckout(h.client, input.orderId, OPS, { taskQueue });
+        assert.equal(full.workflowId, wf);
+        assert.equal(full.refund.full, true);
+        // The provision activity is still being retried; let the next attempt grant.
+        provisioner.failing = false;
+        return waitForCheckoutResult(h.client, input.orderId);
+      });
+      assert.equal(result.outcome, 'refunded');
+      if (result.outcome !== 'refunded') return;
+      assert.ok(result.entitlement?.revokedAt, 'the entitlement granted after the refund is revoked');
+      const ent = await h.provisioner.get(wf);
+      assert.ok(ent?.revokedAt, 'the store shows it revoked');
+      assert.equal(successfulCharges(h, input.orderId), 1);
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [4_200],
+      );
+    });
+
     it('ends refunded when an operator refunds in full while provisioning has failed', async function () {
       const { input, taskQueue } = newOrder(h, this.test?.title ?? 'grace full refund', {
         options: { ...FAST_OPTIONS, provisioningTimeoutMs: 1_500, provisioningGraceMs: 120_000 },
