@@ -172,6 +172,9 @@ export class PaidOrderFlow {
       } catch (err) {
         failure = err;
       }
+      // A refund still in flight decides whether this ends completed or refunded. (Only waited on
+      // when there is one, so paths without refunds issue exactly the commands they always did.)
+      if (ledger.inFlight) await condition(() => !ledger.inFlight);
       if (ledger.full) return this.endRefunded(ledger);
       if (failure === undefined && this.entitlement) {
         this.phase = 'provisioned';
