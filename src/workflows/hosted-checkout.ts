@@ -421,7 +421,19 @@ class HostedCheckout {
   private markPaid(pi: PaymentIntentSnapshot, why: string): Outcome {
     this.paid = true;
     this.setState('paid', `Stripe shows ${pi.id} succeeded (${why})`);
+    this.refusePendingCancel('the payment succeeded: refund instead');
     return 'paid';
+  }
+
+  /**
+   * A cancel accepted while the session was open, overtaken by Stripe (the customer paid, or
+   * started a bank debit, while the cancel waited for the flow): answer it with what happened, so
+   * its caller is not left waiting and the workflow can finish.
+   */
+  private refusePendingCancel(why: string): void {
+    if (!this.pendingCancel) return;
+    this.record('workflow', 'cancel_refused', why);
+    this.pendingCancel = undefined;
   }
 
   /** Turns a reading into the flow's next step: an outcome, or undefined to keep waiting. */
@@ -445,6 +457,7 @@ class HostedCheckout {
     if (this.state === 'awaiting_async_payment') return;
     this.asyncDeadline = Date.now() + this.opts.asyncPaymentTimeoutMs;
     this.setState('awaiting_async_payment', `${this.paymentIntent?.id ?? ''} is processing`);
+    this.refusePendingCancel('the customer paid with a method that is still settling');
   }
 
   // -------------------------------------------------------------------------------------------
@@ -542,7 +555,10 @@ class HostedCheckout {
       }
       this.canceledBy = undefined;
       const next = this.afterReading(reading);
-      this.record('workflow', 'cancel_refused', `Stripe shows the checkout ${this.state}`);
+      // Paid or settling already answered the cancel (refusePendingCancel); say why otherwise.
+      if (request !== undefined && this.pendingCancel === request) {
+        this.record('workflow', 'cancel_refused', `Stripe shows the checkout ${this.state}`);
+      }
       return next;
     } finally {
       if (this.pendingCancel === request) this.pendingCancel = undefined;
@@ -656,6 +672,12 @@ class HostedCheckout {
   }
 
   private async finish(result: CheckoutResult): Promise<CheckoutResult> {
+    this.refusePendingCancel(`the checkout ended ${result.outcome}`);
+    if (this.pendingResolve) {
+      this.record('workflow', 'resolve_refused', `the checkout ended ${result.outcome}`);
+      this.pendingResolve = undefined;
+    }
+    // Update callers wait for the main flow to take their request; let them return first.
     await condition(allHandlersFinished);
     return result;
   }

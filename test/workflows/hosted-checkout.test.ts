@@ -495,6 +495,31 @@ describe('hosted checkout workflow', function () {
     assert.equal(await provisionedCount(h, input.orderId), 0);
   });
 
+  it('provisions instead of canceling when the customer paid just before the cancel reached Stripe', async function () {
+    const { input, taskQueue } = newHostedOrder(h, this.test?.title ?? 'hosted paid before cancel', {
+      // No webhooks and an hour between polls: the workflow learns of the payment only at the cancel.
+      options: {
+        ...FAST_HOSTED,
+        paymentPollIntervalMs: 60 * 60 * 1000,
+        sessionTimeoutMs: 2 * 60 * 60 * 1000,
+      },
+    });
+    const result = await h.withWorker(taskQueue, async () => {
+      const started = await startHostedCheckout(h.client, input, { taskQueue });
+      assert.equal(await payOnPage(h, started.sessionId ?? '', 'pm_card_visa'), 303);
+      const answer = await cancelCheckout(h.client, input.orderId, {
+        actor: 'customer:web',
+        reason: 'too slow',
+      });
+      assert.notEqual(answer.state, 'canceled');
+      assert.ok(answer.audit.some((a) => a.action === 'cancel_refused'));
+      return waitForCheckoutResult(h.client, input.orderId);
+    });
+    assert.equal(result.outcome, 'completed');
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
   it('keys the session create on the workflow id: the same order never gets a second session', () => {
     assert.equal(
       checkoutSessionIdempotencyKey('checkout-order-1', 'create'),
