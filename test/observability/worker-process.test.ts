@@ -10,6 +10,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -348,6 +350,51 @@ describe('worker process observability', function () {
     await client.workflow.getHandle(checkoutWorkflowId(input.orderId)).terminate('observability test');
     await stopWorker(w);
     assertNoSecret(w, CANARY_REFUSED_KEY);
+  });
+
+  it('exports the checkout trace over OTLP/HTTP to the configured collector', async function () {
+    // A stand-in collector: it keeps every body posted to /v1/traces.
+    const bodies: string[] = [];
+    const collector = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') bodies.push(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = collector.address() as AddressInfo;
+      const taskQueue = uniqueName(this.test?.title ?? 'otlp');
+      const w = spawnWorker(
+        workerEnv(taskQueue, {
+          STRIPE_SECRET_KEY: CANARY_KEY,
+          OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+          OTEL_SERVICE_NAME: 'checkout-otlp-test',
+        }),
+      );
+      workers.push(w);
+      await waitPolling(w);
+      const input = order('otlp');
+      await startCheckout(client, input, { taskQueue });
+      assert.equal((await waitForCheckoutResult(client, input.orderId)).outcome, 'completed');
+      // The batch processor sends every few seconds; SIGTERM flushes what is left.
+      await until(
+        () => bodies.join('\n').includes('Stripe POST /v1/payment_intents/{id}/confirm'),
+        30_000,
+        'the Stripe span to reach the collector',
+        () => bodies.join('\n').slice(0, 2000),
+      );
+      await stopWorker(w);
+      const all = bodies.join('\n');
+      for (const name of ['RunWorkflow:checkout', 'RunActivity:confirmPaymentIntent', 'checkout-otlp-test']) {
+        assert.ok(all.includes(name), `${name} exported`);
+      }
+      assert.ok(!all.includes(CANARY_KEY.slice(8)), 'no key in exported spans');
+    } finally {
+      await new Promise((resolve) => collector.close(resolve));
+    }
   });
 
   it('never prints the key in a configuration error', async function () {
