@@ -3,7 +3,7 @@ import { type FastifyInstance } from 'fastify';
 import { buildHttpIntake } from '../../src/http/server';
 import { checkoutWorkflowId, type CheckoutStatus } from '../../src/workflows/definitions';
 import { uniqueName } from '../support/temporal';
-import { checkoutExists, startIntakeFixture, type IntakeFixture } from './fixture';
+import { checkoutExists, orderInput, startIntakeFixture, type IntakeFixture } from './fixture';
 
 interface ErrorJson {
   error: { code: string; message: string; fields?: { field: string; message: string }[] };
@@ -91,6 +91,31 @@ describe('HTTP intake: hosted checkouts', function () {
     await app.inject({
       method: 'POST',
       url: `/v1/checkouts/${String(body.orderId)}/cancel`,
+      payload: { actor: 'test', reason: 'cleanup' },
+    });
+  });
+
+  it('answers 409 naming the mode when the order already has a card checkout, and leaves that checkout alone', async function () {
+    const card = orderInput(f, this.test?.title ?? 'hosted after card', 'pm_card_threeDSecure2Required');
+    assert.equal((await post(card)).statusCode, 201);
+    const hosted = {
+      ...hostedBody('unused'),
+      orderId: card.orderId,
+      amount: card.amount,
+      currency: card.currency,
+    };
+    const answer = await post({ ...hosted, provision: card.provision });
+    assert.equal(answer.statusCode, 409, answer.body);
+    const json = answer.json<ErrorJson>();
+    assert.ok(
+      json.error.fields?.some((p) => p.field === 'mode'),
+      answer.body,
+    );
+    const status = await app.inject({ method: 'GET', url: `/v1/checkouts/${card.orderId}` });
+    assert.equal(status.json<CheckoutStatus>().mode, undefined);
+    await app.inject({
+      method: 'POST',
+      url: `/v1/checkouts/${card.orderId}/cancel`,
       payload: { actor: 'test', reason: 'cleanup' },
     });
   });
