@@ -186,6 +186,9 @@ describe('hosted checkout workflow', function () {
         assert.equal(session.metadata?.order_id, input.orderId);
         assert.equal(session.amount_total, input.amount);
         assert.equal(session.customer, h.customerId);
+        // A two-hour deadline is also Stripe's own expiry, so the session closes even without us.
+        const twoHoursAhead = Date.now() / 1000 + 2 * 60 * 60;
+        assert.ok(Math.abs(session.expires_at - twoHoursAhead) < 120, `expires_at ${session.expires_at}`);
 
         assert.equal(await payOnPage(h, started.sessionId ?? '', 'pm_card_visa'), 303);
         const outcome = await waitForCheckoutResult(h.client, input.orderId);
