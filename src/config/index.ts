@@ -217,7 +217,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       );
       connect = loadClientConnectConfig({ overrideEnvVars, profile: env.TEMPORAL_PROFILE });
     } catch (err) {
-      problems.push(`TEMPORAL_* / envconfig profile: ${err instanceof Error ? err.message : String(err)}`);
+      problems.push(`TEMPORAL_* / envconfig profile: ${envconfigProblem(err, env)}`);
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
@@ -288,6 +288,22 @@ export function loadConfig(env: Env = process.env): AppConfig {
         : undefined,
     },
   };
+}
+
+/**
+ * An envconfig failure, told without secrets: a TOML parse error quotes the offending lines (an
+ * `api_key = "…` line would be printed whole), so only its first line and position are kept, and any
+ * secret value from the environment is masked.
+ */
+function envconfigProblem(err: unknown, env: Env): string {
+  let message = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+  const where = err as { line?: unknown; column?: unknown };
+  if (typeof where.line === 'number') message += ` (line ${where.line}, column ${String(where.column)})`;
+  for (const name of ['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CLIENT_KEY_DATA', 'TEMPORAL_CODEC_AUTH']) {
+    const value = env[name];
+    if (value) message = message.split(value).join('[redacted]');
+  }
+  return message;
 }
 
 /** A copy safe to log: secrets replaced by a marker that keeps only the key's mode. */
