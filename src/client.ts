@@ -19,8 +19,9 @@
  * - Operator messages (`retryPayment`, `cancel`, `resolve`) are updates: the caller learns whether
  *   the workflow accepted them, and each lands in the workflow's audit trail with actor and reason.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
+  ApplicationFailure,
   Client,
   Connection,
   WithStartWorkflowOperation,
@@ -63,7 +64,10 @@ import {
 } from './workflows/definitions';
 import {
   REFUND_AFTER_COMPLETION,
+  REFUND_REQUEST_CONFLICT,
+  refundRequestConflict,
   refundUpdate,
+  refundUpdateId,
   refundsStatusQuery,
   refundsWorkflowId,
   refundsWorkflowType,
@@ -72,6 +76,7 @@ import {
   validateRetryProvisioningRequest,
   type RefundRequest,
   type RefundResult,
+  type RefundUpdateRequest,
   type RefundsInput,
   type RefundsOptions,
   type RefundsStatus,
@@ -440,6 +445,41 @@ export class RefundNotAllowedError extends Error {
   }
 }
 
+/**
+ * The request id was used before for a refund with other terms (the fields named): nothing was
+ * refunded. Use a new request id for a different refund.
+ */
+export class RefundRequestConflictError extends Error {
+  constructor(
+    readonly orderId: string,
+    readonly fields: readonly string[],
+    detail: string,
+  ) {
+    super(`Refund request conflict for order ${orderId}: ${detail}`);
+    this.name = 'RefundRequestConflictError';
+  }
+}
+
+/**
+ * The fixed-length digest that stands for a caller's refund request id everywhere past the client
+ * (update ids, the workflow's history, Stripe's metadata): SHA-256 of the order id and the request
+ * id, 32 hex characters. Scoped to the order, so one id used for two orders names two requests.
+ */
+export function refundRequestDigest(orderId: string, requestId: string): string {
+  return createHash('sha256')
+    .update(`checkout-refund-request\u0000${orderId}\u0000${requestId}`)
+    .digest('hex')
+    .slice(0, 32);
+}
+
+/** A workflow's refusal of a request id reused with other terms, as the client's error. */
+function asRequestConflict(err: unknown, orderId: string): unknown {
+  if (!(err instanceof WorkflowUpdateFailedError)) return err;
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== REFUND_REQUEST_CONFLICT) return err;
+  return new RefundRequestConflictError(orderId, ['amount'], cause.message);
+}
+
 export interface RefundCheckoutOptions {
   /** Task queue for starting the refunds workflow. Default: the shared `TASK_QUEUE`. */
   readonly taskQueue?: string;
@@ -473,9 +513,17 @@ function checkoutClosing(err: unknown): boolean {
  * left, naming the amount left; the refund is keyed by request number, so a lost response inside
  * the workflow never refunds twice.
  *
+ * `requestId` makes the call itself safe to repeat (a lost response, a retried HTTP request): the
+ * same id with the same terms answers the first request's refund (`replayed: true`, same refund
+ * id, nothing new sent to Stripe), within one run (the update id derives from it, and the workflow
+ * remembers it), across runs of the refunds workflow (it is found in Stripe's metadata) and once
+ * the checkout ended `refunded` (found in its result). The same id with another amount is refused
+ * with `RefundRequestConflictError`. Without a `requestId` every call is a new request.
+ *
  * Errors: `InvalidCheckoutInputError` (bad request, nothing sent), `WorkflowNotFoundError` (no such
  * order), `RefundNotAllowedError` (nothing was paid, or it is refunded already),
- * `WorkflowUpdateFailedError` (the workflow refused: over-refund, another refund in progress).
+ * `RefundRequestConflictError` (request id reused with other terms), `WorkflowUpdateFailedError`
+ * (the workflow refused: over-refund, another refund in progress).
  */
 export async function refundCheckout(
   client: Client,
@@ -485,13 +533,19 @@ export async function refundCheckout(
 ): Promise<RefundResult> {
   const checked = valid(validateRefundRequest(request));
   checkOrderId(orderId);
+  const { requestId, ...terms } = checked;
+  const digest = requestId === undefined ? undefined : refundRequestDigest(orderId, requestId);
+  const update: RefundUpdateRequest = digest === undefined ? terms : { ...terms, requestDigest: digest };
+  // With a request id, one update id per request and terms: Temporal answers a repeat in the same
+  // run once. Without, one per call (the retries below are this call's own).
+  const updateId = digest === undefined ? randomUUID() : refundUpdateId(digest, update.amount);
   const handle = client.workflow.getHandle(checkoutWorkflowId(orderId));
   const description = await handle.describe();
   if (description.status.name === 'RUNNING') {
     try {
-      return await handle.executeUpdate(refundUpdate, { args: [checked] });
+      return await handle.executeUpdate(refundUpdate, { args: [update], updateId });
     } catch (err) {
-      if (!checkoutClosing(err)) throw err;
+      if (!checkoutClosing(err)) throw asRequestConflict(err, orderId);
     }
   }
   let result: CheckoutResult;
@@ -504,6 +558,25 @@ export async function refundCheckout(
     );
   }
   if (result.outcome === 'refunded') {
+    // A repeat of a request that refunded what was left (and so ended the checkout) gets its refund.
+    const earlier =
+      digest === undefined ? undefined : result.refunds.find((r) => r.requested?.digest === digest);
+    if (earlier) {
+      const conflict = refundRequestConflict(earlier, update);
+      if (conflict !== undefined) throw new RefundRequestConflictError(orderId, ['amount'], conflict);
+      return {
+        orderId,
+        workflowId: checkoutWorkflowId(orderId),
+        paymentIntentId: result.paymentIntentId,
+        currency: result.currency,
+        amount: result.amount,
+        refundedAmount: result.refundedAmount,
+        remainingAmount: Math.max(0, result.amount - result.refundedAmount),
+        refund: earlier,
+        refunds: result.refunds,
+        replayed: true,
+      };
+    }
     throw new RefundNotAllowedError(
       orderId,
       `already refunded in full (${result.refundedAmount} ${result.currency})`,
@@ -512,13 +585,18 @@ export async function refundCheckout(
   if (result.outcome !== 'completed') {
     throw new RefundNotAllowedError(orderId, `no payment was taken (the checkout ended ${result.outcome})`);
   }
-  return refundCompletedCheckout(client, result, checked, opts);
+  try {
+    return await refundCompletedCheckout(client, result, update, updateId, opts);
+  } catch (err) {
+    throw asRequestConflict(err, orderId);
+  }
 }
 
 async function refundCompletedCheckout(
   client: Client,
   paid: Extract<CheckoutResult, { outcome: 'completed' }>,
-  request: RefundRequest,
+  request: RefundUpdateRequest,
+  updateId: string,
   opts: RefundCheckoutOptions,
 ): Promise<RefundResult> {
   const workflowId = refundsWorkflowId(paid.orderId);
@@ -529,9 +607,8 @@ async function refundCompletedCheckout(
     currency: paid.currency,
     ...(opts.refundsOptions ? { options: opts.refundsOptions } : {}),
   };
-  // One update id for this call: if a run was closing when it arrived, the retry starts a new run;
-  // if the same run answers twice, Temporal deduplicates by the id.
-  const updateId = randomUUID();
+  // One update id for this request: if a run was closing when it arrived, the retry starts a new
+  // run; if the same run answers twice, Temporal deduplicates by the id.
   for (let attempt = 1; ; attempt++) {
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof checkoutRefunds>(
       refundsWorkflowType,

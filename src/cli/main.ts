@@ -11,7 +11,7 @@
  *   retry-payment ORDER_ID --payment-method pm_… --actor WHO --reason WHY
  *   cancel ORDER_ID --actor WHO --reason WHY
  *   resolve ORDER_ID --outcome recheck|abandon|keep_payment --actor WHO --reason WHY
- *   refund ORDER_ID [--amount N] --actor WHO --reason WHY
+ *   refund ORDER_ID [--amount N] [--request-id ID] --actor WHO --reason WHY
  *   retry-provisioning ORDER_ID --actor WHO --reason WHY
  *   reconcile [--now [--dry-run]]
  *   resolve-case PAYMENT_INTENT_ID --outcome refunded|provisioned|no_action --actor WHO --reason WHY
@@ -23,6 +23,7 @@
  * It connects with the same configuration as everything else (`TEMPORAL_ADDRESS`, profiles, or the
  * embedded server's port that `npm start` runs).
  */
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import {
   Client,
@@ -36,6 +37,7 @@ import {
   cancelCheckout,
   createTemporalConnection,
   RefundNotAllowedError,
+  RefundRequestConflictError,
   getCheckoutStatus,
   getCheckoutStatusWithRefunds,
   listCheckouts,
@@ -103,8 +105,10 @@ Commands:
   resolve ORDER_ID --outcome recheck|abandon|keep_payment --actor WHO --reason WHY
                                           decide a checkout in needs_attention (keep_payment:
                                           stop the automatic refund after provisioning failed)
-  refund ORDER_ID [--amount N] --actor WHO --reason WHY
-                                          refund a paid order, in full or N minor units
+  refund ORDER_ID [--amount N] [--request-id ID] --actor WHO --reason WHY
+                                          refund a paid order, in full or N minor units; run
+                                          again with the same --request-id after a lost answer
+                                          (without one, an id is made and printed first)
   retry-provisioning ORDER_ID --actor WHO --reason WHY
                                           retry provisioning after it failed for good
   reconcile [--now [--dry-run]]           the reconciler's latest findings and open cases; --now
@@ -156,6 +160,8 @@ export type Command =
       readonly name: 'refund';
       readonly orderId: string;
       readonly amount: number | undefined;
+      /** Undefined: the CLI makes one and prints it before sending. */
+      readonly requestId: string | undefined;
       readonly actor: string;
       readonly reason: string;
       readonly json: boolean;
@@ -196,6 +202,7 @@ const FLAG_FOR_FIELD: Readonly<Record<string, string>> = {
   'provision.quantity': '--quantity',
   actor: '--actor',
   reason: '--reason',
+  requestId: '--request-id',
   outcome: '--outcome',
   successUrl: '--success-url',
   cancelUrl: '--cancel-url',
@@ -238,6 +245,7 @@ const OPTIONS = {
   limit: { type: 'string' },
   actor: { type: 'string' },
   reason: { type: 'string' },
+  'request-id': { type: 'string' },
   outcome: { type: 'string' },
   now: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
@@ -264,7 +272,7 @@ const ALLOWED: Readonly<Record<Exclude<Command['name'], 'help'>, readonly Option
   'retry-payment': ['payment-method', 'actor', 'reason'],
   cancel: ['actor', 'reason'],
   resolve: ['outcome', 'actor', 'reason'],
-  refund: ['amount', 'actor', 'reason'],
+  refund: ['amount', 'request-id', 'actor', 'reason'],
   'retry-provisioning': ['actor', 'reason'],
   reconcile: ['now', 'dry-run'],
   'resolve-case': ['outcome', 'actor', 'reason'],
@@ -383,8 +391,10 @@ export function parseCommand(argv: readonly string[]): Command {
     }
     case 'refund': {
       const amount = integer(problems, 'amount', values.amount);
+      const requestId = values['request-id'];
       const v = validateRefundRequest({
         ...(amount === undefined ? {} : { amount }),
+        ...(requestId === undefined ? {} : { requestId }),
         ...actorReason,
       });
       // A flag that is not a number at all is reported once, by `integer`.
@@ -392,7 +402,7 @@ export function parseCommand(argv: readonly string[]): Command {
       if (!v.ok) problems.push(...asFlags(v.problems).filter((p) => !reported.has(flagOf(p))));
       return finish(() => {
         const { actor, reason } = checked(v);
-        return { name, orderId: orderId ?? '', amount, actor, reason, json };
+        return { name, orderId: orderId ?? '', amount, requestId, actor, reason, json };
       });
     }
     case 'retry-provisioning': {
@@ -494,7 +504,9 @@ export function formatRefunds(refunds: readonly RefundEntry[]): string {
 export function formatRefundResult(result: RefundResult): string {
   const r = result.refund;
   return [
-    `Refunded ${r.amount} ${result.currency} of order ${result.orderId} (${r.refundId}) by ${result.workflowId}.`,
+    result.replayed
+      ? `Already refunded for this request id: ${r.amount} ${result.currency} of order ${result.orderId} (${r.refundId}); nothing new was refunded.`
+      : `Refunded ${r.amount} ${result.currency} of order ${result.orderId} (${r.refundId}) by ${result.workflowId}.`,
     `Refunded ${result.refundedAmount} of ${result.amount} ${result.currency}; ${result.remainingAmount} left` +
       `${r.full ? '; the entitlement is revoked' : ''}.`,
     '',
@@ -585,6 +597,7 @@ function failureMessage(err: unknown, orderId: string | undefined): string | und
     return `${err.message}; use a new order id for a different purchase`;
   if (err instanceof InvalidCheckoutInputError) return err.message;
   if (err instanceof RefundNotAllowedError) return err.message;
+  if (err instanceof RefundRequestConflictError) return `${err.message} (--request-id)`;
   if (err instanceof InvalidCaseRequestError) return err.message;
   if (err instanceof ScheduleNotFoundError) {
     return 'There is no reconciler schedule (npm start creates it); run once with "reconcile --now"';
@@ -659,10 +672,18 @@ async function execute(
     }
     case 'refund': {
       const { orderId, amount, actor, reason } = command;
+      // Without --request-id, one is made for this command and printed before anything is sent:
+      // if the answer is lost, running again with it refunds once.
+      const requestId = command.requestId ?? randomUUID();
+      if (command.requestId === undefined) {
+        io.err(
+          `Refund request id: ${requestId} (if no answer arrives, run again with --request-id ${requestId})`,
+        );
+      }
       const result = await refundCheckout(
         client,
         orderId,
-        { ...(amount === undefined ? {} : { amount }), actor, reason },
+        { ...(amount === undefined ? {} : { amount }), requestId, actor, reason },
         { taskQueue: config.temporal.taskQueue },
       );
       print(result, () => formatRefundResult(result));

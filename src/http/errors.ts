@@ -4,7 +4,12 @@
  * `fields` lists each bad field with its own message, so a form can show them all at once.
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { CheckoutConflictError, InvalidCheckoutInputError, RefundNotAllowedError } from '../client';
+import {
+  CheckoutConflictError,
+  InvalidCheckoutInputError,
+  RefundNotAllowedError,
+  RefundRequestConflictError,
+} from '../client';
 
 export interface FieldProblem {
   readonly field: string;
@@ -82,6 +87,21 @@ export function httpErrorFor(err: unknown, orderId: string | undefined): HttpErr
   }
   if (err instanceof WorkflowNotFoundError) {
     return notFound(`No checkout for order ${orderId ?? err.workflowId}`);
+  }
+  if (err instanceof RefundRequestConflictError) {
+    return {
+      status: 409,
+      body: {
+        error: {
+          code: 'idempotency_conflict',
+          message: `${err.message} (Idempotency-Key)`,
+          fields: err.fields.map((f) => ({
+            field: f,
+            message: 'differs from the first request with this Idempotency-Key',
+          })),
+        },
+      },
+    };
   }
   if (err instanceof RefundNotAllowedError) {
     return { status: 409, body: { error: { code: 'not_allowed_in_current_state', message: err.message } } };

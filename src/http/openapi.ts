@@ -102,7 +102,30 @@ const refundEntrySchema: Json = {
     reason: { type: 'string' },
     at: { type: 'string', format: 'date-time' },
     full: { type: 'boolean', description: 'It left nothing of the payment: the entitlement is revoked.' },
+    requested: {
+      type: 'object',
+      description:
+        'The request id it was made for (as a digest of the order id and the Idempotency-Key) and the amount ' +
+        'that request asked for (`null`: everything left); absent when the request had no id.',
+      required: ['digest', 'amount'],
+      properties: {
+        digest: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+        amount: { type: ['integer', 'null'] },
+      },
+    },
   },
+};
+
+const idempotencyKeyParam: Json = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'The request id: the same key with the same body answers the first refund (`replayed: true`) and refunds ' +
+    'nothing new; with another `amount` it is a 409 `idempotency_conflict`. Printable ASCII, 1 to 255 characters, ' +
+    'an opaque value (a UUID), never personal data. Required when the body has `amount`; optional for a refund ' +
+    'of everything left, which a repeat cannot exceed (it answers 409 nothing left).',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7e]+$' },
 };
 
 const remediation = (summary: string, description: string, schema: string, example: Json): Json => ({
@@ -231,19 +254,22 @@ export function openApiDocument(): Json {
             'Without `amount`, everything not yet refunded. While the checkout is open (paid, provisioning, ' +
             'or parked after provisioning failed) the checkout refunds itself; once it completed, the ' +
             "order's refunds workflow (`refunds-<orderId>`) does, started if needed. Keyed " +
-            '`<workflow id>/refund/r<n>`, so a lost response never refunds twice. A refund that leaves ' +
+            '`<workflow id>/refund/r<n>`, so a lost Stripe response never refunds twice; the ' +
+            '`Idempotency-Key` header makes the request itself safe to send again. A refund that leaves ' +
             'nothing revokes the entitlement.',
-          parameters: [orderIdParam],
+          parameters: [orderIdParam, idempotencyKeyParam],
           requestBody: jsonBody(ref('RefundRequest'), EXAMPLE_REFUND_REQUEST),
           responses: {
             '200': jsonResponse('The refund made, with what is left.', ref('RefundResult')),
             '400': errorResponse(
-              'A field is missing or invalid; `fields` names each one. Nothing was refunded.',
+              'A field or the `Idempotency-Key` header is missing or invalid; `fields` names each one. ' +
+                'Nothing was refunded.',
             ),
             '404': errorResponse('No checkout for this order.'),
             '409': errorResponse(
               'Not refundable now: nothing was paid, it is refunded already, the amount is more than is left ' +
-                '(the message names what is left), or another refund is in progress.',
+                '(the message names what is left), or another refund is in progress; or ' +
+                '`idempotency_conflict`: the Idempotency-Key was used with another `amount` (named in `fields`).',
             ),
           },
         },
@@ -603,6 +629,12 @@ export function openApiDocument(): Json {
             remainingAmount: { type: 'integer' },
             refund: refundEntrySchema,
             refunds: { type: 'array', items: refundEntrySchema },
+            replayed: {
+              type: 'boolean',
+              description:
+                'True when the Idempotency-Key was already used with the same terms: `refund` is that earlier ' +
+                'refund and nothing new was refunded.',
+            },
           },
         },
         WebhookReceipt: {

@@ -11,6 +11,8 @@
  * - Validation happens before anything is started; each bad field is named in the 400.
  * - Remediation routes are Temporal updates: 200 once the workflow applied the request, 409 when its
  *   validator refused (e.g. cancelling a paid checkout), 404 for an unknown order.
+ * - `refund` takes an `Idempotency-Key` header (required with `amount`): the same key again answers
+ *   the first refund and refunds nothing new; with another amount, 409 `idempotency_conflict`.
  * - `POST /webhooks/stripe` reads the raw bytes (its own content-type parser, scoped to that route),
  *   verifies the signature against each configured secret, and only then signals the checkout. A bad
  *   or stale signature is a 400 and nothing is signaled. An event for no checkout, or for one that
@@ -40,6 +42,7 @@ import {
   validateCancelRequest,
   validateCheckoutInput,
   validateHostedCheckoutInput,
+  refundRequestIdProblem,
   validateRefundRequest,
   validateResolveRequest,
   validateRetryPaymentRequest,
@@ -47,6 +50,7 @@ import {
   type CheckoutInput,
   type CheckoutState,
   type HostedCheckoutInput,
+  type RefundRequest,
   type Validation,
 } from '../workflows/definitions';
 import { createLogger, traceHttpIntake } from '../observability';
@@ -169,6 +173,37 @@ function validateBody<T>(
   if (!result.ok) return { ok: false, problems: [...result.problems, ...unknownFields] };
   if (unknownFields.length > 0) return { ok: false, problems: unknownFields };
   return result;
+}
+
+export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
+
+/**
+ * The refund's request id from `Idempotency-Key`: printable ASCII, 1 to 255 characters, sent once.
+ * Required when `amount` is given (a partial refund repeated without it would refund again);
+ * optional for a refund of everything left, which a repeat cannot exceed (it is refused: nothing
+ * left).
+ */
+export function refundRequestIdFromHeaders(
+  headers: Readonly<Record<string, unknown>>,
+  body: RefundRequest | undefined,
+): Validation<RefundRequest> {
+  const raw = headers[IDEMPOTENCY_KEY_HEADER.toLowerCase()];
+  const field = IDEMPOTENCY_KEY_HEADER;
+  if (raw === undefined) {
+    if (body?.amount !== undefined) {
+      return {
+        ok: false,
+        problems: [
+          `${field}: required for a partial refund (with amount), so a repeated request refunds once; ` +
+            'send the same value when you retry',
+        ],
+      };
+    }
+    return body ? { ok: true, value: body } : { ok: false, problems: [] };
+  }
+  const problem = Array.isArray(raw) ? `${field}: send it once` : refundRequestIdProblem(raw, field);
+  if (problem !== undefined) return { ok: false, problems: [problem] };
+  return body ? { ok: true, value: { ...body, requestId: raw as string } } : { ok: false, problems: [] };
 }
 
 async function checkoutExists(client: Client, orderId: string): Promise<boolean> {
@@ -369,10 +404,20 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
     known: readonly string[],
     validate: (input: unknown) => Validation<T>,
     run: (orderId: string, request: T) => Promise<unknown>,
+    /** Adds what the route reads from headers; its problems join the body's in one 400. */
+    fromHeaders?: (headers: Readonly<Record<string, unknown>>, body: T | undefined) => Validation<T>,
   ): void => {
     app.post<{ Params: { orderId: string } }>(`/v1/checkouts/:orderId/${path}`, async (request, reply) => {
       const { orderId } = request.params;
-      const checked = validateBody(request.body, known, validate);
+      let checked = validateBody(request.body, known, validate);
+      if (fromHeaders) {
+        const withHeaders = fromHeaders(request.headers, checked.ok ? checked.value : undefined);
+        const problems = [
+          ...(checked.ok ? [] : checked.problems),
+          ...(withHeaders.ok ? [] : withHeaders.problems),
+        ];
+        checked = problems.length > 0 ? { ok: false, problems } : withHeaders;
+      }
       if (!checked.ok) return sendError(reply, invalidRequest(checked.problems));
       try {
         return await run(orderId, checked.value);
@@ -406,8 +451,13 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
     resolveCheckout(client, orderId, req),
   );
   // The open checkout refunds itself; a completed one through its refunds workflow (the client routes).
-  remediation('refund', ['amount', 'actor', 'reason'], validateRefundRequest, (orderId, req) =>
-    refundCheckout(client, orderId, req, { taskQueue }),
+  // The Idempotency-Key header is the request id: a repeat answers the first refund.
+  remediation(
+    'refund',
+    ['amount', 'actor', 'reason'],
+    validateRefundRequest,
+    (orderId, req) => refundCheckout(client, orderId, req, { taskQueue }),
+    refundRequestIdFromHeaders,
   );
   remediation('retry-provisioning', ['actor', 'reason'], validateRetryProvisioningRequest, (orderId, req) =>
     retryProvisioning(client, orderId, req),

@@ -558,11 +558,28 @@ export function validateResolveRequest(input: unknown): Validation<ResolveReques
   return { ok: true, value: input as unknown as ResolveRequest };
 }
 
+/** A refund as a caller asks for it (client, HTTP, CLI). */
 export interface RefundRequest {
   /** Minor units; omitted means everything not yet refunded. */
   readonly amount?: number;
   readonly actor: string;
   readonly reason: string;
+  /**
+   * Caller-chosen id of this request (HTTP `Idempotency-Key`, CLI `--request-id`): sent again, it
+   * answers the first request's refund instead of refunding again, even from a later run. Printable
+   * ASCII, 1 to 255 characters; use an opaque id (a UUID), never personal data. Only its digest
+   * (`refundRequestDigest` in the client) reaches the workflow, Stripe's metadata and update ids.
+   */
+  readonly requestId?: string;
+}
+
+export const REFUND_REQUEST_ID_MAX = 255;
+const REFUND_REQUEST_ID_RE = /^[\x20-\x7e]{1,255}$/;
+
+/** `requestId` (or the HTTP header named `field`): printable ASCII, 1 to 255 characters. */
+export function refundRequestIdProblem(value: unknown, field = 'requestId'): string | undefined {
+  if (typeof value === 'string' && REFUND_REQUEST_ID_RE.test(value)) return undefined;
+  return `${field}: must be 1 to ${REFUND_REQUEST_ID_MAX} printable ASCII characters (an opaque id such as a UUID)`;
 }
 
 /** Structural checks of a refund request; the workflow adds what only it knows (amount left). */
@@ -570,12 +587,88 @@ export function validateRefundRequest(input: unknown): Validation<RefundRequest>
   if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
   const problems: string[] = [];
   for (const k of Object.keys(input)) {
-    if (k !== 'amount' && k !== 'actor' && k !== 'reason') problems.push(`${k}: unknown field`);
+    if (k !== 'amount' && k !== 'actor' && k !== 'reason' && k !== 'requestId') {
+      problems.push(`${k}: unknown field`);
+    }
   }
   if (input.amount !== undefined) checkInt(problems, 'amount', input.amount, 1, AMOUNT_MAX);
   checkActorReason(problems, input);
+  if (input.requestId !== undefined) {
+    const p = refundRequestIdProblem(input.requestId);
+    if (p) problems.push(p);
+  }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, value: input as unknown as RefundRequest };
+}
+
+/**
+ * The `refund` update's argument: the request as the workflow sees it. The caller's request id
+ * arrives only as its digest (32 lowercase hex characters), so no raw id reaches the history, a
+ * Stripe key or Stripe's metadata.
+ */
+export interface RefundUpdateRequest {
+  readonly amount?: number;
+  readonly actor: string;
+  readonly reason: string;
+  readonly requestDigest?: string;
+}
+
+export const REFUND_REQUEST_DIGEST_RE = /^[0-9a-f]{32}$/;
+
+export function validateRefundUpdateRequest(input: unknown): Validation<RefundUpdateRequest> {
+  if (!isRecord(input)) return { ok: false, problems: ['request: must be an object'] };
+  const problems: string[] = [];
+  for (const k of Object.keys(input)) {
+    if (k !== 'amount' && k !== 'actor' && k !== 'reason' && k !== 'requestDigest') {
+      problems.push(`${k}: unknown field`);
+    }
+  }
+  if (input.amount !== undefined) checkInt(problems, 'amount', input.amount, 1, AMOUNT_MAX);
+  checkActorReason(problems, input);
+  if (
+    input.requestDigest !== undefined &&
+    !(typeof input.requestDigest === 'string' && REFUND_REQUEST_DIGEST_RE.test(input.requestDigest))
+  ) {
+    problems.push('requestDigest: must be 32 lowercase hex characters');
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: input as unknown as RefundUpdateRequest };
+}
+
+/**
+ * The update id of a refund request with a request id: Temporal answers a concurrent or repeated
+ * update with the same id in the same run once. The terms are part of it, so the same request id
+ * with another amount is not silently deduplicated but reaches the workflow, which refuses it.
+ */
+export function refundUpdateId(requestDigest: string, amount: number | undefined): string {
+  return `refund-${requestDigest}-${amount === undefined ? 'rest' : String(amount)}`;
+}
+
+/** What a request id asked for: its digest and amount (`null`: everything left). */
+export interface RefundRequested {
+  readonly digest: string;
+  readonly amount: number | null;
+}
+
+/** Failure type of a request id used again with other terms. */
+export const REFUND_REQUEST_CONFLICT = 'RefundRequestConflict';
+
+/**
+ * Why `request` may not reuse the request id of `earlier`, naming the field that differs; undefined
+ * when the terms match (the caller answers with the earlier refund).
+ */
+export function refundRequestConflict(
+  earlier: RefundEntry,
+  request: RefundUpdateRequest,
+): string | undefined {
+  const asked = earlier.requested?.amount ?? null;
+  const now = request.amount ?? null;
+  if (asked === now) return undefined;
+  const show = (a: number | null): string => (a === null ? 'everything left' : String(a));
+  return (
+    `amount: this request id was already used for a refund of ${show(asked)} ` +
+    `(${earlier.refundId}, ${earlier.amount} refunded), not ${show(now)}; use a new request id for another refund`
+  );
 }
 
 /**
@@ -591,6 +684,10 @@ export interface RefundMetadata {
   readonly order_id: string;
   readonly checkout_workflow_id: string;
   readonly refund_request: string;
+  /** Digest of the caller's request id, when it gave one: a later run finds the refund by it. */
+  readonly refund_request_digest?: string;
+  /** What that request asked for: minor units, or `rest` (everything left). */
+  readonly refund_request_amount?: string;
 }
 
 export interface CreateRefundParams {
@@ -639,6 +736,17 @@ export interface RefundEntry {
   readonly at: string;
   /** True when it left nothing of the payment, so the entitlement was revoked. */
   readonly full: boolean;
+  /** The request id (as its digest) and terms it was made for, when the caller gave one. */
+  readonly requested?: RefundRequested;
+}
+
+/** A listed refund's request digest and terms, from its metadata; undefined when it has none. */
+export function refundRequestedOf(metadata: Readonly<Record<string, string>>): RefundRequested | undefined {
+  const digest = metadata.refund_request_digest;
+  if (digest === undefined || !REFUND_REQUEST_DIGEST_RE.test(digest)) return undefined;
+  const raw = metadata.refund_request_amount;
+  const amount = raw === undefined || raw === 'rest' || !/^[1-9][0-9]{0,11}$/.test(raw) ? null : Number(raw);
+  return { digest, amount };
 }
 
 /** What a `refund` update answers, from the open checkout or from the refunds workflow. */
@@ -652,9 +760,14 @@ export interface RefundResult {
   readonly amount: number;
   readonly refundedAmount: number;
   readonly remainingAmount: number;
-  /** The refund this request made. */
+  /** The refund this request made (or, when `replayed`, the one its request id made before). */
   readonly refund: RefundEntry;
   readonly refunds: readonly RefundEntry[];
+  /**
+   * True when the request id was already used with the same terms: nothing new was refunded and
+   * `refund` is the earlier request's refund (the totals are as of now).
+   */
+  readonly replayed?: boolean;
 }
 
 /** After provisioning failed for good: the refund the workflow will make unless told otherwise. */
@@ -799,7 +912,7 @@ export const REFUND_AFTER_COMPLETION =
  * Refund (part of) a paid order: the open checkout's update while it runs, the refunds workflow's
  * once it completed. The validator checks the request and that the amount is at most what is left.
  */
-export const refundUpdate = defineUpdate<RefundResult, [RefundRequest]>('refund');
+export const refundUpdate = defineUpdate<RefundResult, [RefundUpdateRequest]>('refund');
 /** After provisioning failed for good: try again (a new bounded effort). */
 export const retryProvisioningUpdate = defineUpdate<CheckoutStatus, [RetryProvisioningRequest]>(
   'retryProvisioning',

@@ -18,6 +18,8 @@
  * - `refund(request)` refunds through a `RefundLedger` (refund-ledger.ts): key
  *   `<workflow id>/refund/r<n>`, one refund at a time, unclear outcomes settled by listing Stripe's
  *   refunds, every refund recorded in the provisioning store (the last one revokes the entitlement).
+ * - A refund request with a request id this checkout already refunded for is answered with that
+ *   refund (`replayed`); with another amount it is refused (`RefundRequestConflict`).
  * - A full refund while provisioning is still running waits for that attempt to end, then records
  *   the refund again, so an entitlement granted in the meantime is revoked too.
  */
@@ -25,14 +27,16 @@ import { ApplicationFailure, TimeoutFailure, condition, proxyActivities } from '
 import type { CheckoutActivities } from '../activities';
 import {
   REFUND_AFTER_COMPLETION,
-  validateRefundRequest,
+  REFUND_REQUEST_CONFLICT,
+  refundRequestConflict,
+  validateRefundUpdateRequest,
   validateRetryProvisioningRequest,
   type AutomaticRefund,
   type CheckoutState,
   type Entitlement,
   type ProvisionItem,
   type RefundEntry,
-  type RefundRequest,
+  type RefundUpdateRequest,
   type RefundResult,
   type ResolveRequest,
   type RetryProvisioningRequest,
@@ -261,7 +265,7 @@ export class PaidOrderFlow {
 
   /** Update validator: the request's shape, then whether this checkout can refund that much now. */
   validateRefund(request: unknown): void {
-    const v = validateRefundRequest(request);
+    const v = validateRefundUpdateRequest(request);
     if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
     const order = this.order;
     const ledger = this.ledger;
@@ -269,6 +273,8 @@ export class PaidOrderFlow {
       throw new Error(`nothing to refund: no payment has succeeded (state ${this.host.state()})`);
     }
     if (this.phase === 'provisioned') throw new Error(REFUND_AFTER_COMPLETION);
+    // A repeat of a known request is answered by the handler with its refund, whatever is left.
+    if (this.known(ledger, v.value) !== undefined) return;
     if (this.phase === 'refunded' || ledger.remaining <= 0) {
       throw new Error(`nothing left to refund: ${order.amount} ${order.currency} was refunded in full`);
     }
@@ -281,15 +287,66 @@ export class PaidOrderFlow {
     }
   }
 
+  /** The refund already made for this request id (same terms), or throws the conflict. */
+  private known(ledger: RefundLedger, request: RefundUpdateRequest): RefundEntry | undefined {
+    const earlier = ledger.byRequest(request.requestDigest);
+    if (!earlier) return undefined;
+    const conflict = refundRequestConflict(earlier, request);
+    if (conflict !== undefined) {
+      throw ApplicationFailure.create({
+        message: conflict,
+        type: REFUND_REQUEST_CONFLICT,
+        nonRetryable: true,
+      });
+    }
+    return earlier;
+  }
+
   /** Update handler: refunds now (everything left when no amount is given). */
-  async refund(request: RefundRequest): Promise<RefundResult> {
+  async refund(request: RefundUpdateRequest): Promise<RefundResult> {
     const order = this.order;
     const ledger = this.ledger;
     if (!order || !ledger) {
       throw ApplicationFailure.create({ message: 'no payment to refund', nonRetryable: true });
     }
     this.host.record(request.actor, 'request:refund', request.reason);
+    if (request.requestDigest !== undefined) {
+      // Its turn: a request with the same id may have finished while this one waited.
+      const release = await ledger.turn();
+      try {
+        const earlier = this.known(ledger, request);
+        if (earlier) {
+          this.host.record(
+            request.actor,
+            'refund_replayed',
+            `request id already refunded as ${earlier.refundId}`,
+          );
+          return { ...this.resultOf(order, ledger, earlier), replayed: true };
+        }
+        if (ledger.remaining <= 0 || (request.amount !== undefined && request.amount > ledger.remaining)) {
+          throw ApplicationFailure.create({
+            message:
+              ledger.remaining <= 0
+                ? `nothing left to refund: ${order.amount} ${order.currency} was refunded in full`
+                : `amount: ${request.amount} is more than the ${ledger.remaining} ${order.currency} left to refund`,
+            type: 'RefundRefused',
+            nonRetryable: true,
+          });
+        }
+        const made = await ledger.refund(request.actor, request.reason, request.amount ?? ledger.remaining, {
+          digest: request.requestDigest,
+          amount: request.amount ?? null,
+        });
+        return this.resultOf(order, ledger, made);
+      } finally {
+        release();
+      }
+    }
     const entry = await ledger.refund(request.actor, request.reason, request.amount ?? ledger.remaining);
+    return this.resultOf(order, ledger, entry);
+  }
+
+  private resultOf(order: PaidOrder, ledger: RefundLedger, entry: RefundEntry): RefundResult {
     return {
       orderId: order.orderId,
       workflowId: order.workflowId,

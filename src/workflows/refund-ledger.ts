@@ -12,16 +12,23 @@
  *   new key to find out.
  * - Every refund is recorded in the provisioning store (once per refund id); the one that leaves
  *   nothing revokes the entitlement.
+ * - A request with a caller's request id (its digest, `RefundRequested`) is remembered with its
+ *   refund: `byRequest` answers a repeat with that refund instead of refunding again. The digest
+ *   and terms go into the refund's Stripe metadata (`refund_request_digest`,
+ *   `refund_request_amount`), so a later run, which learns refunds from Stripe's list, remembers
+ *   them too; entries carry them through continue-as-new.
  */
-import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, condition, log, proxyActivities } from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
 import {
   refundCounts,
   refundIdempotencyKey,
   refundRequestNumber,
+  refundRequestedOf,
   type Entitlement,
   type ListedRefund,
   type RefundEntry,
+  type RefundRequested,
 } from './definitions';
 
 const SECOND = 1_000;
@@ -58,9 +65,13 @@ export function errorMessage(err: unknown): string {
 export class RefundLedger {
   private readonly entries: RefundEntry[] = [];
   private readonly known = new Set<string>();
+  /** Request digest -> the refund made for it. */
+  private readonly requests = new Map<string, RefundEntry>();
   private refundedTotal = 0;
   private next: number;
   private busy = false;
+  /** A handler holds the turn (see `turn`). */
+  private claimed = false;
   /** The entitlement as the store last reported it after a refund. */
   entitlement: Entitlement | undefined;
 
@@ -75,7 +86,13 @@ export class RefundLedger {
       this.entries.push(r);
       this.known.add(r.refundId);
       this.refundedTotal += r.amount;
+      if (r.requested) this.requests.set(r.requested.digest, r);
     }
+  }
+
+  /** The refund already made for this request digest, if any. */
+  byRequest(digest: string | undefined): RefundEntry | undefined {
+    return digest === undefined ? undefined : this.requests.get(digest);
   }
 
   get refunded(): number {
@@ -90,8 +107,25 @@ export class RefundLedger {
     return this.refundedTotal >= this.target.amount;
   }
 
+  /** A refund is being made, or a handler holds the turn to make one. */
   get inFlight(): boolean {
-    return this.busy;
+    return this.busy || this.claimed;
+  }
+
+  /**
+   * Waits for this handler's turn and holds it until `release` is called. The predicate claims the
+   * turn as it passes: the SDK resolves every true condition in one pass, so a plain
+   * `condition(() => !inFlight)` would let two waiting handlers through together.
+   */
+  async turn(): Promise<() => void> {
+    await condition(() => {
+      if (this.busy || this.claimed) return false;
+      this.claimed = true;
+      return true;
+    });
+    return () => {
+      this.claimed = false;
+    };
   }
 
   get nextRequest(): number {
@@ -118,12 +152,21 @@ export class RefundLedger {
         actor: 'stripe',
         reason: `already refunded (${r.metadata.refund_request ?? 'made outside this checkout'})`,
         at: new Date(r.created * 1000).toISOString(),
+        requested: refundRequestedOf(r.metadata),
       });
     }
   }
 
-  /** Refunds `amount` now under the next request number. Throws (non-retryable) if it failed. */
-  async refund(actor: string, reason: string, amount: number): Promise<RefundEntry> {
+  /**
+   * Refunds `amount` now under the next request number, for `requested` (the caller's request id
+   * and terms) when given. Throws (non-retryable) if it failed.
+   */
+  async refund(
+    actor: string,
+    reason: string,
+    amount: number,
+    requested?: RefundRequested,
+  ): Promise<RefundEntry> {
     const t = this.target;
     this.busy = true;
     const n = this.next;
@@ -146,6 +189,13 @@ export class RefundLedger {
               order_id: t.orderId,
               checkout_workflow_id: t.checkoutWorkflowId,
               refund_request: `r${n}`,
+              // Only with a request id, so requests without one send exactly what they always did.
+              ...(requested === undefined
+                ? {}
+                : {
+                    refund_request_digest: requested.digest,
+                    refund_request_amount: requested.amount === null ? 'rest' : String(requested.amount),
+                  }),
             },
           },
         });
@@ -160,7 +210,13 @@ export class RefundLedger {
           });
         }
       }
-      return await this.adopt(made, { actor, reason, idempotencyKey, at: new Date().toISOString() });
+      return await this.adopt(made, {
+        actor,
+        reason,
+        idempotencyKey,
+        at: new Date().toISOString(),
+        requested,
+      });
     } finally {
       this.busy = false;
     }
@@ -203,6 +259,7 @@ export class RefundLedger {
         actor: 'stripe',
         reason: `found in Stripe (${r.metadata.refund_request ?? 'made outside this checkout'})`,
         at: new Date(r.created * 1000).toISOString(),
+        requested: refundRequestedOf(r.metadata),
       });
     }
     return mine;
@@ -220,7 +277,13 @@ export class RefundLedger {
 
   private async adopt(
     made: { id: string; amount: number },
-    who: { actor: string; reason: string; at: string; idempotencyKey?: string },
+    who: {
+      actor: string;
+      reason: string;
+      at: string;
+      idempotencyKey?: string;
+      requested?: RefundRequested | undefined;
+    },
   ): Promise<RefundEntry> {
     const t = this.target;
     this.known.add(made.id);
@@ -234,8 +297,10 @@ export class RefundLedger {
       reason: who.reason,
       at: who.at,
       full,
+      ...(who.requested === undefined ? {} : { requested: who.requested }),
     };
     this.entries.push(entry);
+    if (who.requested) this.requests.set(who.requested.digest, entry);
     this.record(
       who.actor,
       'refund',

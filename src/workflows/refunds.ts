@@ -15,6 +15,10 @@
  * - Requests run one at a time (refund-ledger.ts): the validator refuses a malformed request or one
  *   for more than is left, as far as the run knows; the handler checks again once it is its turn.
  *   A full refund revokes the entitlement in the provisioning store.
+ * - A request with a request id (its digest) that this run knows, from its own refunds, from the
+ *   carried ones or from Stripe's metadata, is answered with that refund (`replayed`) and refunds
+ *   nothing; with another amount it is refused (`RefundRequestConflict`, naming `amount`), by the
+ *   validator once the run has read Stripe and by the handler in any case.
  * - It closes after `idleTimeoutMs` (default 10 min) without requests, and continues as new when
  *   its history grows (`maxHistoryEvents`, or the server's suggestion), carrying who asked for which
  *   refund and why. A refund made by an earlier, closed run shows here as found in Stripe; that
@@ -32,14 +36,17 @@ import {
 import type { CheckoutActivities } from '../activities';
 import {
   FailureType,
+  REFUND_REQUEST_CONFLICT,
   checkoutWorkflowId,
+  refundRequestConflict,
   refundUpdate,
   refundsStatusQuery,
   refundsWorkflowId,
-  validateRefundRequest,
+  validateRefundUpdateRequest,
   validateRefundsInput,
   type AuditEntry,
-  type RefundRequest,
+  type RefundEntry,
+  type RefundUpdateRequest,
   type RefundResult,
   type RefundsInput,
   type RefundsResult,
@@ -113,7 +120,7 @@ class Refunds {
     // Registered before the first await: the update that started this run is delivered at once.
     setHandler(refundsStatusQuery, () => this.status());
     setHandler(refundUpdate, (request) => this.onRefund(request), {
-      validator: (request: RefundRequest) => this.validate(request),
+      validator: (request: RefundUpdateRequest) => this.validate(request),
     });
 
     await this.verify();
@@ -191,10 +198,12 @@ class Refunds {
     this.record('workflow', 'state:refused', why);
   }
 
-  private validate(request: RefundRequest): void {
-    const v = validateRefundRequest(request);
+  private validate(request: RefundUpdateRequest): void {
+    const v = validateRefundUpdateRequest(request);
     if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
     if (this.state === 'refused') throw new Error(`refunds refused: ${this.refusedBecause ?? ''}`);
+    // A repeat of a known request is answered by the handler with its refund, whatever is left.
+    if (this.state === 'open' && this.known(v.value) !== undefined) return;
     const { amount, currency } = this.input;
     // Before verification the run knows only what was paid; the handler checks again.
     const left = this.state === 'open' ? this.ledger.remaining : amount;
@@ -207,16 +216,44 @@ class Refunds {
     }
   }
 
-  private async onRefund(request: RefundRequest): Promise<RefundResult> {
+  /** The refund already made for this request id (same terms), or throws the conflict. */
+  private known(request: RefundUpdateRequest): RefundEntry | undefined {
+    const earlier = this.ledger.byRequest(request.requestDigest);
+    if (!earlier) return undefined;
+    const conflict = refundRequestConflict(earlier, request);
+    if (conflict !== undefined) {
+      throw ApplicationFailure.create({
+        message: conflict,
+        type: REFUND_REQUEST_CONFLICT,
+        nonRetryable: true,
+      });
+    }
+    return earlier;
+  }
+
+  private async onRefund(request: RefundUpdateRequest): Promise<RefundResult> {
     this.requests += 1;
     this.record(request.actor, 'request:refund', request.reason);
     await condition(() => this.state !== 'verifying');
-    // One at a time: each request sees what the previous one left.
-    await condition(() => !this.ledger.inFlight);
+    // One at a time: each request sees what the previous one left (and a repeat, its refund).
+    const release = await this.ledger.turn();
+    try {
+      return await this.refundInTurn(request);
+    } finally {
+      release();
+    }
+  }
+
+  private async refundInTurn(request: RefundUpdateRequest): Promise<RefundResult> {
     const refuse = (message: string): never => {
       throw ApplicationFailure.create({ message, type: 'RefundRefused', nonRetryable: true });
     };
     if (this.state === 'refused') refuse(`refunds refused: ${this.refusedBecause ?? ''}`);
+    const earlier = this.known(request);
+    if (earlier) {
+      this.record(request.actor, 'refund_replayed', `request id already refunded as ${earlier.refundId}`);
+      return this.result(earlier, true);
+    }
     const { amount, currency } = this.input;
     const left = this.ledger.remaining;
     if (left <= 0) refuse(`nothing left to refund: ${amount} ${currency} was refunded in full`);
@@ -226,17 +263,29 @@ class Refunds {
           `(paid ${amount}, refunded ${this.ledger.refunded})`,
       );
     }
-    const entry = await this.ledger.refund(request.actor, request.reason, request.amount ?? left);
+    const entry = await this.ledger.refund(
+      request.actor,
+      request.reason,
+      request.amount ?? left,
+      request.requestDigest === undefined
+        ? undefined
+        : { digest: request.requestDigest, amount: request.amount ?? null },
+    );
+    return this.result(entry, false);
+  }
+
+  private result(entry: RefundEntry, replayed: boolean): RefundResult {
     return {
       orderId: this.input.orderId,
       workflowId: this.workflowId,
       paymentIntentId: this.input.paymentIntentId,
-      currency,
-      amount,
+      currency: this.input.currency,
+      amount: this.input.amount,
       refundedAmount: this.ledger.refunded,
       remainingAmount: this.ledger.remaining,
       refund: entry,
       refunds: this.ledger.refunds,
+      ...(replayed ? { replayed: true } : {}),
     };
   }
 

@@ -48,6 +48,8 @@ describe('HTTP intake', function () {
   });
 
   const post = (url: string, body: unknown) => app.inject({ method: 'POST', url, payload: body as object });
+  const postKeyed = (url: string, key: string, body: unknown) =>
+    app.inject({ method: 'POST', url, payload: body as object, headers: { 'idempotency-key': key } });
   const title = (ctx: Mocha.Context): string => ctx.test?.title ?? 'test';
 
   describe('POST /v1/checkouts', () => {
@@ -285,7 +287,7 @@ describe('HTTP intake', function () {
       const input = orderInput(f, title(this));
       await post('/v1/checkouts', input);
       await waitForStatus(f, input.orderId, (s) => s.state === 'completed');
-      const part = await post(`/v1/checkouts/${input.orderId}/refund`, {
+      const part = await postKeyed(`/v1/checkouts/${input.orderId}/refund`, `${input.orderId}-part`, {
         amount: 1200,
         actor: 'ops@example.com',
         reason: 'one seat returned',
@@ -305,7 +307,7 @@ describe('HTTP intake', function () {
         [[1200, 'ops@example.com']],
       );
 
-      const over = await post(`/v1/checkouts/${input.orderId}/refund`, {
+      const over = await postKeyed(`/v1/checkouts/${input.orderId}/refund`, `${input.orderId}-over`, {
         amount: 3001,
         actor: 'ops@example.com',
         reason: 'too much',
@@ -324,6 +326,76 @@ describe('HTTP intake', function () {
         refundsOf(input.orderId).map((r) => r.amount),
         [1200, 3000],
       );
+    });
+
+    it('answers a repeated Idempotency-Key with the first refund (sequentially and concurrently), 409 naming amount for other terms', async function () {
+      const input = orderInput(f, title(this));
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => s.state === 'completed');
+      const url = `/v1/checkouts/${input.orderId}/refund`;
+      const body = { amount: 700, actor: 'ops', reason: 'lost answer' };
+      const first = await postKeyed(url, 'key-1', body);
+      assert.equal(first.statusCode, 200, first.body);
+      const answers = [
+        first,
+        ...(await Promise.all([postKeyed(url, 'key-1', body), postKeyed(url, 'key-1', body)])),
+      ];
+      for (const a of answers) assert.equal(a.statusCode, 200, a.body);
+      const ids = new Set(answers.map((a) => a.json<{ refund: { refundId: string } }>().refund.refundId));
+      assert.equal(ids.size, 1, 'every answer names the same refund');
+
+      const conflict = await postKeyed(url, 'key-1', { ...body, amount: 701 });
+      assert.equal(conflict.statusCode, 409, conflict.body);
+      const err = conflict.json<ErrorJson>().error;
+      assert.equal(err.code, 'idempotency_conflict');
+      assert.deepEqual(
+        err.fields?.map((x) => x.field),
+        ['amount'],
+      );
+      assert.match(err.message, /Idempotency-Key/);
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [700],
+      );
+    });
+
+    it('rejects a bad or missing Idempotency-Key with a 400 naming it, and starts nothing', async function () {
+      const input = orderInput(f, title(this));
+      await post('/v1/checkouts', input);
+      await waitForStatus(f, input.orderId, (s) => s.state === 'completed');
+      const url = `/v1/checkouts/${input.orderId}/refund`;
+      const body = { amount: 100, actor: 'ops', reason: 'r' };
+      const cases: [string, Record<string, string>][] = [
+        ['missing for a partial refund', {}],
+        ['empty', { 'idempotency-key': '' }],
+        ['too long', { 'idempotency-key': 'k'.repeat(256) }],
+        ['not printable ASCII', { 'idempotency-key': 'caf\u00e9' }],
+      ];
+      for (const [what, headers] of cases) {
+        const res = await app.inject({ method: 'POST', url, payload: body, headers });
+        assert.equal(res.statusCode, 400, `${what}: ${res.body}`);
+        const fields = res.json<ErrorJson>().error.fields?.map((x) => x.field) ?? [];
+        assert.ok(fields.includes('Idempotency-Key'), `${what}: ${fields.join(',')}`);
+      }
+      const both = await app.inject({
+        method: 'POST',
+        url,
+        payload: { amount: 0, actor: 'ops', reason: 'r' },
+        headers: { 'idempotency-key': '' },
+      });
+      assert.equal(both.statusCode, 400, both.body);
+      assert.deepEqual(
+        both
+          .json<ErrorJson>()
+          .error.fields?.map((x) => x.field)
+          .sort(),
+        ['Idempotency-Key', 'amount'],
+        'body and header problems in one answer',
+      );
+      const inBody = await postKeyed(url, 'k', { ...body, requestId: 'k' });
+      assert.equal(inBody.statusCode, 400, 'the request id travels in the header, not the body');
+      assert.equal(await getRefundsStatus(f.client, input.orderId), undefined, 'no refunds workflow started');
+      assert.equal(refundsOf(input.orderId).length, 0);
     });
 
     const badRefunds: [string, Record<string, unknown>][] = [

@@ -11,9 +11,11 @@ import type { Worker } from '@temporalio/worker';
 import {
   InvalidCheckoutInputError,
   RefundNotAllowedError,
+  RefundRequestConflictError,
   getCheckoutStatusWithRefunds,
   getRefundsStatus,
   refundCheckout,
+  refundRequestDigest,
   resolveCheckout,
   retryProvisioning,
   startCheckout,
@@ -25,6 +27,7 @@ import type { checkoutRefunds } from '../../src/workflows/refunds';
 import {
   checkoutWorkflowId,
   refundIdempotencyKey,
+  type RefundResult,
   refundsWorkflowId,
   type CheckoutStatus,
   type Entitlement,
@@ -235,6 +238,314 @@ describe('refunds and the provisioning grace period', function () {
         refundsOf(input.orderId).map((r) => r.amount),
         [1_200, 3_000],
       );
+    });
+  });
+
+  describe('a request id (a repeated request refunds once)', () => {
+    /** A conflict error naming `amount`, nothing refunded. */
+    const isConflict = (err: unknown): boolean => {
+      assert.ok(err instanceof RefundRequestConflictError, String(err));
+      assert.deepEqual(err.fields, ['amount']);
+      assert.match(err.message, /amount: this request id was already used for a refund of 1000/);
+      return true;
+    };
+    const sameRefund = (answers: readonly RefundResult[]): string => {
+      const ids = new Set(answers.map((a) => a.refund.refundId));
+      assert.equal(ids.size, 1, `one refund for all answers: ${[...ids].join(', ')}`);
+      return [...ids][0] ?? '';
+    };
+
+    it('answers a repeat (sequential and concurrent) with the first refund, and refuses the id with another amount naming it', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'request id repeat');
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+        const opts = { taskQueue, refundsOptions: REFUNDS_OPTIONS };
+
+        const first = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 1_000, requestId: 'req-A', ...OPS },
+          opts,
+        );
+        assert.equal(first.replayed, undefined);
+        assert.equal(first.refund.idempotencyKey, refundIdempotencyKey(refundsWorkflowId(input.orderId), 1));
+        assert.deepEqual(first.refund.requested, {
+          digest: refundRequestDigest(input.orderId, 'req-A'),
+          amount: 1_000,
+        });
+        const again = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 1_000, requestId: 'req-A', ...OPS },
+          opts,
+        );
+        assert.equal(sameRefund([first, again]), first.refund.refundId);
+        assert.equal(again.refundedAmount, 1_000);
+
+        const concurrent = await Promise.all(
+          [1, 2, 3].map(() =>
+            refundCheckout(h.client, input.orderId, { amount: 500, requestId: 'req-B', ...OPS }, opts),
+          ),
+        );
+        sameRefund(concurrent);
+        // Different terms concurrently: the first to get its turn refunds, the other is refused.
+        const raced = await Promise.allSettled([
+          refundCheckout(h.client, input.orderId, { amount: 300, requestId: 'req-C', ...OPS }, opts),
+          refundCheckout(h.client, input.orderId, { amount: 301, requestId: 'req-C', ...OPS }, opts),
+        ]);
+        assert.equal(raced.filter((r) => r.status === 'fulfilled').length, 1, 'one of the two refunded');
+        const refused = raced.find((r) => r.status === 'rejected');
+        assert.ok(refused?.status === 'rejected' && refused.reason instanceof RefundRequestConflictError);
+
+        await assert.rejects(
+          refundCheckout(h.client, input.orderId, { amount: 2_000, requestId: 'req-A', ...OPS }, opts),
+          isConflict,
+        );
+        await assert.rejects(
+          refundCheckout(
+            h.client,
+            input.orderId,
+            { amount: 1_000, requestId: 'x'.repeat(256), ...OPS },
+            opts,
+          ),
+          (err: unknown) =>
+            err instanceof InvalidCheckoutInputError &&
+            /requestId: must be 1 to 255 printable ASCII/.test(err.message),
+        );
+        await assert.rejects(
+          refundCheckout(h.client, input.orderId, { amount: 1_000, requestId: 'caf\u00e9', ...OPS }, opts),
+          (err: unknown) => err instanceof InvalidCheckoutInputError && /requestId/.test(err.message),
+        );
+      });
+      const made = refundsOf(input.orderId);
+      assert.equal(made.length, 3, 'req-A, req-B and one req-C: nothing else reached Stripe');
+      assert.deepEqual(
+        made.slice(0, 2).map((r) => r.amount),
+        [1_000, 500],
+      );
+      for (const r of made) {
+        assert.match(r.metadata.refund_request_digest ?? '', /^[0-9a-f]{32}$/);
+        assert.ok(!JSON.stringify(r.metadata).includes('req-'), 'no raw request id in Stripe metadata');
+      }
+      assert.equal(successfulCharges(h, input.orderId), 1);
+    });
+
+    it('answers a repeat from a later run of the refunds workflow (it reads the request from Stripe) and refuses other terms there too', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'request id new run');
+      const shortRuns = { idleTimeoutMs: 500, stripeCallTimeoutMs: 4_000 };
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+        const handle = h.client.workflow.getHandle<typeof checkoutRefunds>(refundsWorkflowId(input.orderId));
+        const first = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 1_000, requestId: 'req-lost', ...OPS },
+          { taskQueue, refundsOptions: shortRuns },
+        );
+        const firstRunId = (await handle.describe()).runId;
+        assert.equal((await handle.result()).outcome, 'idle', 'the first run closed');
+
+        // Right after the run closed, Temporal itself answers the same update id from that run.
+        const soon = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 1_000, requestId: 'req-lost', ...OPS },
+          { taskQueue, refundsOptions: shortRuns },
+        );
+        assert.equal(soon.refund.refundId, first.refund.refundId);
+
+        // Another request runs (and closes) a new run; the repeat after it reaches a third run,
+        // which knows the request only from the refund's Stripe metadata.
+        const other = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 200, requestId: 'req-other', ...OPS },
+          { taskQueue, refundsOptions: shortRuns },
+        );
+        const secondRunId = (await handle.describe()).runId;
+        assert.notEqual(secondRunId, firstRunId);
+        assert.equal((await handle.result()).outcome, 'idle', 'the second run closed');
+
+        const again = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 1_000, requestId: 'req-lost', ...OPS },
+          { taskQueue, refundsOptions: shortRuns },
+        );
+        const thirdRunId = (await handle.describe()).runId;
+        assert.ok(thirdRunId !== firstRunId && thirdRunId !== secondRunId, 'a new run answered');
+        assert.equal(again.replayed, true);
+        assert.equal(again.refund.refundId, first.refund.refundId);
+        assert.equal(again.refundedAmount, 1_200);
+        assert.ok(again.refunds.some((r) => r.refundId === other.refund.refundId));
+
+        await assert.rejects(
+          refundCheckout(
+            h.client,
+            input.orderId,
+            { amount: 1_001, requestId: 'req-lost', ...OPS },
+            { taskQueue, refundsOptions: shortRuns },
+          ),
+          (err: unknown) => err instanceof RefundRequestConflictError && /amount/.test(err.message),
+        );
+      });
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [1_000, 200],
+      );
+    });
+
+    it('keeps refunds and request ids through continue-as-new of the refunds workflow', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'request id continue-as-new');
+      const opts = {
+        taskQueue,
+        refundsOptions: { idleTimeoutMs: 60_000, stripeCallTimeoutMs: 4_000, maxHistoryEvents: 50 },
+      };
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+        const handle = h.client.workflow.getHandle<typeof checkoutRefunds>(refundsWorkflowId(input.orderId));
+        const made: RefundResult[] = [];
+        made.push(
+          await refundCheckout(h.client, input.orderId, { amount: 100, requestId: 'can-1', ...OPS }, opts),
+        );
+        const firstRunId = (await handle.describe()).runId;
+        // Each refund adds more than a dozen events: the run continues as new within a few.
+        let continued = false;
+        for (let i = 2; i <= 10 && !continued; i++) {
+          made.push(
+            await refundCheckout(
+              h.client,
+              input.orderId,
+              { amount: 100, requestId: `can-${i}`, ...OPS },
+              opts,
+            ),
+          );
+          const deadline = Date.now() + 2_000;
+          while (!continued && Date.now() < deadline) {
+            continued = (await handle.describe()).runId !== firstRunId;
+            if (!continued) await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        assert.ok(continued, 'the refunds workflow continued as new');
+        const status = await getRefundsStatus(h.client, input.orderId);
+        assert.ok(
+          status?.audit.some((a) => a.action === 'continue_as_new'),
+          'the carried audit shows it',
+        );
+        assert.deepEqual(
+          status?.refunds.map((r) => [r.refundId, r.actor, r.requested?.digest]),
+          made.map((m, i) => [
+            m.refund.refundId,
+            OPS.actor,
+            refundRequestDigest(input.orderId, `can-${i + 1}`),
+          ]),
+          'refunds carried with who asked and their request ids',
+        );
+
+        const again = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 100, requestId: 'can-1', ...OPS },
+          opts,
+        );
+        assert.equal(again.replayed, true);
+        assert.equal(again.refund.refundId, made[0]?.refund.refundId);
+        await assert.rejects(
+          refundCheckout(h.client, input.orderId, { amount: 99, requestId: 'can-1', ...OPS }, opts),
+          (err: unknown) => err instanceof RefundRequestConflictError,
+        );
+        const next = await refundCheckout(
+          h.client,
+          input.orderId,
+          { amount: 100, requestId: 'can-next', ...OPS },
+          opts,
+        );
+        assert.equal(next.replayed, undefined);
+        assert.equal(
+          next.refund.idempotencyKey,
+          refundIdempotencyKey(refundsWorkflowId(input.orderId), made.length + 1),
+          'the request counter carried on',
+        );
+        assert.equal(next.refundedAmount, 100 * (made.length + 1));
+        assert.equal(refundsOf(input.orderId).length, made.length + 1);
+      });
+    });
+
+    it('answers a repeat from the open checkout and, once a request refunded it in full, from its result', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'request id open checkout', {
+        options: { ...FAST_OPTIONS, provisioningTimeoutMs: 1_500, provisioningGraceMs: 120_000 },
+      });
+      const wf = checkoutWorkflowId(input.orderId);
+      const provisioner = new SwitchableProvisioner(h.provisioner);
+      const result = await withProvisioner(taskQueue, provisioner, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        await waitForStatus(h, input.orderId, parkedAfterProvisioning);
+        const answers = await Promise.all(
+          [1, 2].map(() =>
+            refundCheckout(
+              h.client,
+              input.orderId,
+              { amount: 1_000, requestId: 'open-1', ...OPS },
+              { taskQueue },
+            ),
+          ),
+        );
+        answers.push(
+          await refundCheckout(
+            h.client,
+            input.orderId,
+            { amount: 1_000, requestId: 'open-1', ...OPS },
+            { taskQueue },
+          ),
+        );
+        assert.equal(sameRefund(answers), answers[0]?.refund.refundId);
+        assert.ok(answers.every((a) => a.workflowId === wf));
+        await assert.rejects(
+          refundCheckout(
+            h.client,
+            input.orderId,
+            { amount: 2_000, requestId: 'open-1', ...OPS },
+            { taskQueue },
+          ),
+          isConflict,
+        );
+        const full = await refundCheckout(
+          h.client,
+          input.orderId,
+          { requestId: 'open-full', ...OPS },
+          { taskQueue },
+        );
+        assert.equal(full.refund.full, true);
+        const outcome = await waitForCheckoutResult(h.client, input.orderId);
+        // The checkout has ended: the repeat is answered from its result.
+        const again = await refundCheckout(
+          h.client,
+          input.orderId,
+          { requestId: 'open-full', ...OPS },
+          { taskQueue },
+        );
+        assert.equal(again.replayed, true);
+        assert.equal(again.refund.refundId, full.refund.refundId);
+        await assert.rejects(
+          refundCheckout(
+            h.client,
+            input.orderId,
+            { amount: 5, requestId: 'open-full', ...OPS },
+            { taskQueue },
+          ),
+          (err: unknown) => err instanceof RefundRequestConflictError,
+        );
+        return outcome;
+      });
+      assert.equal(result.outcome, 'refunded');
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [1_000, 3_200],
+      );
+      assert.equal(successfulCharges(h, input.orderId), 1);
     });
   });
 
