@@ -9,9 +9,15 @@ import {
   FailureType,
   checkoutWorkflowId,
   refundIdempotencyKey,
+  refundRequestConflict,
+  refundRequestedOf,
+  refundUpdateId,
   validateRefundRequest,
+  validateRefundUpdateRequest,
   type CreateRefundParams,
+  type RefundEntry,
 } from '../../src/workflows/definitions';
+import { refundRequestDigest } from '../../src/client';
 
 describe('createRefund activity', function () {
   this.timeout(60_000);
@@ -141,5 +147,82 @@ describe('validateRefundRequest', () => {
 
   it('keys refunds by request number under the workflow id', () => {
     assert.equal(refundIdempotencyKey('checkout-o1', 2), 'checkout-o1/refund/r2');
+  });
+});
+
+describe('refund request ids', () => {
+  it('accepts printable ASCII of 1 to 255 characters and names requestId otherwise', () => {
+    for (const requestId of [
+      'a',
+      'k'.repeat(255),
+      ' ~!"#$%&()*+,-./:;<=>?@[\\]^_`{|}',
+      '3f1c2d0e-7b9a-4c51-9e0f-1d2c3b4a5e6f',
+    ]) {
+      assert.equal(validateRefundRequest({ actor: 'a', reason: 'r', requestId }).ok, true, requestId);
+    }
+    for (const requestId of ['', 'k'.repeat(256), 'caf\u00e9', 'tab\there', 'new\nline', 42, null]) {
+      const v = validateRefundRequest({ actor: 'a', reason: 'r', requestId });
+      assert.equal(v.ok, false, String(requestId));
+      if (!v.ok) assert.match(v.problems.join('; '), /^requestId: must be 1 to 255 printable ASCII/);
+    }
+  });
+
+  it('digests the id with the order to 32 hex characters, the same for the same pair and never the raw id', () => {
+    const d = refundRequestDigest('order-1', 'jane@example.com');
+    assert.match(d, /^[0-9a-f]{32}$/);
+    assert.equal(refundRequestDigest('order-1', 'jane@example.com'), d);
+    assert.notEqual(refundRequestDigest('order-2', 'jane@example.com'), d, 'scoped to the order');
+    assert.notEqual(refundRequestDigest('order-1', 'jane@example.co'), d);
+    assert.equal(refundUpdateId(d, 100), `refund-${d}-100`);
+    assert.equal(refundUpdateId(d, undefined), `refund-${d}-rest`);
+  });
+
+  it('the update argument carries a digest only, validated', () => {
+    const d = refundRequestDigest('o', 'x');
+    assert.equal(validateRefundUpdateRequest({ actor: 'a', reason: 'r', requestDigest: d }).ok, true);
+    for (const bad of [{ requestDigest: 'x' }, { requestDigest: d.toUpperCase() }, { requestId: 'x' }]) {
+      const v = validateRefundUpdateRequest({ actor: 'a', reason: 'r', ...bad });
+      assert.equal(v.ok, false, JSON.stringify(bad));
+    }
+  });
+
+  it('finds a conflict only when the amount asked for differs, naming amount', () => {
+    const entry = (amount: number | null): RefundEntry => ({
+      refundId: 're_1',
+      amount: amount ?? 4_200,
+      actor: 'a',
+      reason: 'r',
+      at: '2026-01-01T00:00:00.000Z',
+      full: amount === null,
+      requested: { digest: 'a'.repeat(32), amount },
+    });
+    assert.equal(refundRequestConflict(entry(100), { actor: 'b', reason: 'other', amount: 100 }), undefined);
+    assert.equal(refundRequestConflict(entry(null), { actor: 'a', reason: 'r' }), undefined);
+    assert.match(
+      refundRequestConflict(entry(100), { actor: 'a', reason: 'r', amount: 101 }) ?? '',
+      /^amount: .* of 100 .*not 101/,
+    );
+    assert.match(
+      refundRequestConflict(entry(100), { actor: 'a', reason: 'r' }) ?? '',
+      /^amount: .*not everything left/,
+    );
+    assert.match(
+      refundRequestConflict(entry(null), { actor: 'a', reason: 'r', amount: 5 }) ?? '',
+      /^amount: .*everything left/,
+    );
+  });
+
+  it('reads a request back from Stripe metadata', () => {
+    const digest = 'b'.repeat(32);
+    assert.deepEqual(refundRequestedOf({ refund_request_digest: digest, refund_request_amount: '300' }), {
+      digest,
+      amount: 300,
+    });
+    assert.deepEqual(refundRequestedOf({ refund_request_digest: digest, refund_request_amount: 'rest' }), {
+      digest,
+      amount: null,
+    });
+    assert.equal(refundRequestedOf({ refund_request: 'r1' }), undefined);
+    assert.equal(refundRequestedOf({ refund_request_digest: 'not-a-digest' }), undefined);
   });
 });

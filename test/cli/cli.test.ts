@@ -126,6 +126,16 @@ describe('operator CLI', function () {
       ],
       ['a refund without an order id', ['refund', '--actor', 'a', '--reason', 'r'], [/ORDER_ID: missing/]],
       [
+        'a refund request id too long',
+        ['refund', 'o-6', '--request-id', 'k'.repeat(256), '--actor', 'a', '--reason', 'r'],
+        [/--request-id: must be 1 to 255 printable ASCII characters/],
+      ],
+      [
+        'an empty refund request id',
+        ['refund', 'o-6', '--request-id', '', '--actor', 'a', '--reason', 'r'],
+        [/--request-id/],
+      ],
+      [
         'retry-provisioning with a flag of another command',
         ['retry-provisioning', 'o-7', '--amount', '5', '--actor', 'a', '--reason', 'r'],
         [/--amount: not an option of "retry-provisioning"/],
@@ -311,6 +321,49 @@ describe('operator CLI', function () {
       const retry = await cli(['retry-provisioning', orderId, '--actor', 'ops', '--reason', 'try']);
       assert.equal(retry.code, EXIT.failed);
       assert.match(retry.err.join('\n'), /already ended \(completed\)/);
+    });
+
+    it('refunds once when run again with the same --request-id (the printed one when none was given), and exits 1 naming amount for another', async function () {
+      const { orderId } = orderInput(f, this.test?.title ?? 'refund request id');
+      await cli(startArgs(orderId, 'pm_card_visa', f.customerId));
+      await waitForStatus(f, orderId, (s) => s.state === 'completed');
+      const args = ['refund', orderId, '--amount', '600', '--actor', 'ops', '--reason', 'lost answer'];
+      const first = await cli([...args, '--json']);
+      assert.equal(first.code, EXIT.ok, first.err.join('\n'));
+      const printed =
+        /Refund request id: (\S+) \(if no answer arrives, run again with --request-id \1\)/.exec(
+          first.err.join('\n'),
+        );
+      assert.ok(printed?.[1], `the made request id is printed: ${first.err.join('\n')}`);
+      const made = JSON.parse(first.out.join('\n')) as RefundResult;
+
+      const again = await cli([...args, '--request-id', printed[1]]);
+      assert.equal(again.code, EXIT.ok, again.err.join('\n'));
+      assert.ok(again.out.join('\n').includes(made.refund.refundId), 'the same refund is shown');
+      assert.equal(again.err.length, 0, 'no new id is made when one is given');
+
+      const other = await cli([
+        'refund',
+        orderId,
+        '--amount',
+        '601',
+        '--request-id',
+        printed[1],
+        '--actor',
+        'ops',
+        '--reason',
+        'r',
+      ]);
+      assert.equal(other.code, EXIT.failed);
+      assert.match(
+        other.err.join('\n'),
+        /Refund request conflict .*amount: this request id was already used/,
+      );
+      assert.equal(
+        f.emulator.control.ledger().refunds.filter((r) => r.metadata.order_id === orderId).length,
+        1,
+        'one refund in Stripe',
+      );
     });
 
     it('cancels a checkout waiting for 3-D Secure and refuses resolve outside needs_attention', async function () {
