@@ -202,6 +202,49 @@ describe('refunds and the provisioning grace period', function () {
       assert.equal(successfulCharges(h, input.orderId), 1);
     });
 
+    it('runs requests that waited for their turn one at a time: the second waiter sees what the first left', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'refund turns');
+      const key = refundIdempotencyKey(refundsWorkflowId(input.orderId), 1);
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+        h.emulator.control.addFault({
+          fault: 'slow',
+          method: 'POST',
+          path: '/v1/refunds',
+          idempotencyKey: key,
+          delayMs: 1_200,
+          times: 1,
+        });
+        const opts = { taskQueue, refundsOptions: REFUNDS_OPTIONS };
+        const first = refundCheckout(h.client, input.orderId, { amount: 2_000, ...OPS }, opts);
+        // Wait until the first refund is inside Stripe, then queue two more behind it.
+        const deadline = Date.now() + 30_000;
+        while ((h.emulator.control.faults()[0]?.hits ?? 0) < 1 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal(h.emulator.control.faults()[0]?.hits, 1, 'the first refund is in flight');
+        const waiters = await Promise.allSettled([
+          refundCheckout(h.client, input.orderId, { amount: 1_500, ...OPS }, opts),
+          refundCheckout(h.client, input.orderId, { amount: 1_500, ...OPS }, opts),
+        ]);
+        assert.equal((await first).refund.amount, 2_000);
+        assert.equal(waiters.filter((w) => w.status === 'fulfilled').length, 1);
+        const refused = waiters.find((w) => w.status === 'rejected');
+        assert.ok(refused?.status === 'rejected');
+        const messages: string[] = [];
+        for (let e: unknown = refused.reason; e instanceof Error; e = e.cause) messages.push(e.message);
+        assert.ok(
+          messages.some((m) => /amount: 1500 is more than the 700 usd left to refund/.test(m)),
+          `refused by the handler on its turn, not by Stripe: ${messages.join(' <- ')}`,
+        );
+      });
+      assert.deepEqual(
+        refundsOf(input.orderId).map((r) => r.amount),
+        [2_000, 1_500],
+      );
+    });
+
     it('learns earlier refunds from Stripe in a new run and never reuses their keys', async function () {
       const { input, taskQueue } = newOrder(h, this.test?.title ?? 'refund new run');
       await h.withWorker(taskQueue, async () => {
