@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- [--quick] [--scale] [--out results.json] [--checkouts N] [--concurrency 1,10,100,500]
  *  [--warmup N] [--workflow-slots 20] [--activity-slots 20] [--waiting 10000] [--waiting-poll-ms N]
- *  [--waiting-timeout-ms N]`
+ *  [--waiting-timeout-ms N] [--modes floor,checkout,direct] [--floor-kind auto|activity|local]`
  *
  * The checkout benchmark (issue 6). In one process tree and one run, on one pinned Temporal dev
  * server (in memory) and one local Stripe server (a worker thread of this process), it runs at each
@@ -17,6 +17,10 @@
  * heap (each worker is a child process: worker-process.ts), the dev server's peak RSS, and the
  * checkout-to-floor ratios against the targets (throughput ≥ 0.9×, p99 ≤ 1.2×). Every checkout's
  * PaymentIntents are read back from the Stripe ledger: each order must show exactly one charge.
+ *
+ * The floor makes the same number and kind of activity calls as the checkout: the kind (ordinary or
+ * local) is read from a warm-up checkout's history and checked against a floor's (`--floor-kind`
+ * forces it).
  *
  * `--quick` runs concurrency 1 and 10 with fewer checkouts (well under two minutes); `--scale` adds
  * one-versus-two worker processes and `--waiting` checkouts held in 3-D Secure at once (scale.ts).
