@@ -333,7 +333,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         STRIPE_TIMEOUT_MS: String(schedule.stripeTimeoutMs),
         PROVISIONING_SQLITE_PATH: provisioningPath,
         DATA_DIR: tempDir,
-        LOG_LEVEL: 'warn',
+        // info: the harness waits for the worker's 'checkout worker polling' line, logged at info.
+        LOG_LEVEL: 'info',
       },
       slots: options.workers,
       logDir: tempDir,
