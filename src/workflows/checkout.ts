@@ -38,7 +38,6 @@
  */
 import {
   ApplicationFailure,
-  TimeoutFailure,
   allHandlersFinished,
   condition,
   log,
@@ -49,6 +48,19 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
+import {
+  ACTIVITY_RETRY as STRIPE_RETRY,
+  HOUR,
+  MAX_POLL_INTERVAL_MS,
+  MINUTE,
+  MIN_WRITE_BUDGET_MS,
+  READ_SCHEDULE_TO_CLOSE_MS,
+  SECOND,
+  errorMessage,
+  failureType,
+  firstSightingOfStripeEvent,
+  mayFollowEarlierAttempts,
+} from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 import {
   CheckoutStateAttr,
@@ -62,7 +74,6 @@ import {
   cancelUpdate,
   checkoutWorkflowId,
   paymentIdempotencyKey,
-  SEEN_STRIPE_EVENTS_MAX,
   paymentIntentChangedSignal,
   refundUpdate,
   resolveUpdate,
@@ -93,10 +104,6 @@ import {
   type StripeWriteStep,
 } from './definitions';
 
-const SECOND = 1_000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
-
 const DEFAULTS = {
   paymentActionTimeoutMs: 1 * HOUR,
   paymentPollIntervalMs: 5 * SECOND,
@@ -107,54 +114,7 @@ const DEFAULTS = {
   ...PROVISIONING_DEFAULTS,
 } as const;
 
-/** Longest gap between two reads of a pending PaymentIntent. */
-const MAX_POLL_INTERVAL_MS = 1 * MINUTE;
-/** A write with less budget than this left is not worth starting: read Stripe instead. */
-const MIN_WRITE_BUDGET_MS = 1 * SECOND;
-/** Reads are always safe to repeat; give up (inconclusive) after this long. */
-const READ_SCHEDULE_TO_CLOSE_MS = 10 * MINUTE;
-
-const STRIPE_RETRY = {
-  initialInterval: 1 * SECOND,
-  backoffCoefficient: 2,
-  maximumInterval: 1 * MINUTE,
-} as const;
-
 type Outcome = 'paid' | 'declined' | 'expired' | 'canceled' | 'needs_attention';
-
-/** The failure `type` along an activity failure's cause chain; `Timeout` for a timeout. */
-function failureType(err: unknown): string | undefined {
-  let e: unknown = err;
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure && e.type) return e.type;
-    if (e instanceof TimeoutFailure) return 'Timeout';
-    e = e.cause;
-  }
-  return undefined;
-}
-
-function errorMessage(err: unknown): string {
-  let e: unknown = err;
-  let msg = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error && e.cause) {
-    e = e.cause;
-    if (e instanceof Error) msg = e.message;
-  }
-  return msg;
-}
-
-/**
- * Whether this run may follow an earlier attempt at the same checkout whose Stripe writes it cannot
- * see: a reset (the server fails the task at the reset point, so a run reset to its first task
- * starts after event 3), a continued run, or a workflow retry. A fresh run's first task starts at
- * event 3. Decided from history alone, so a replay decides the same way (the run id is not: the
- * offline replayer does not know a reset run's id). Rare false positives (a first task that timed
- * out, a signal before the first task) cost one Stripe search.
- */
-function mayFollowEarlierAttempts(): boolean {
-  const info = workflowInfo();
-  return info.historyLength > 3 || info.continuedFromExecutionRunId !== undefined || info.attempt > 1;
-}
 
 export async function checkout(rawInput: CheckoutInput): Promise<CheckoutResult> {
   const validation = validateCheckoutInput(rawInput);
@@ -824,12 +784,10 @@ class Checkout {
       return;
     }
     const { eventId, type, objectId, paymentIntentId } = valid.value;
-    if (this.seenStripeEvents.includes(eventId)) {
+    if (!firstSightingOfStripeEvent(this.seenStripeEvents, eventId)) {
       this.stripeEventDuplicates += 1;
       return;
     }
-    this.seenStripeEvents.push(eventId);
-    if (this.seenStripeEvents.length > SEEN_STRIPE_EVENTS_MAX) this.seenStripeEvents.shift();
     this.stripeEventsReceived += 1;
     this.record('stripe', `stripe_event:${type}`, `${eventId} for ${objectId}`);
     const pi = paymentIntentId ?? objectId;

@@ -36,7 +36,6 @@
  */
 import {
   ApplicationFailure,
-  TimeoutFailure,
   allHandlersFinished,
   condition,
   log,
@@ -53,7 +52,6 @@ import {
   MONEY_TAKEN_STATES,
   NeedsAttentionSinceAttr,
   OrderIdAttr,
-  SEEN_STRIPE_EVENTS_MAX,
   StripePaymentIntentIdAttr,
   TERMINAL_STATES,
   cancelUpdate,
@@ -87,12 +85,21 @@ import {
   type ResolveRequest,
   type StripeEventNotice,
 } from './definitions';
+import {
+  ACTIVITY_RETRY as STRIPE_RETRY,
+  DAY,
+  HOUR,
+  MAX_POLL_INTERVAL_MS,
+  MINUTE,
+  MIN_WRITE_BUDGET_MS,
+  READ_SCHEDULE_TO_CLOSE_MS,
+  SECOND,
+  errorMessage,
+  failureType,
+  firstSightingOfStripeEvent,
+  mayFollowEarlierAttempts,
+} from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
-
-const SECOND = 1_000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
 
 const DEFAULTS = {
   sessionTimeoutMs: 1 * HOUR,
@@ -104,12 +111,6 @@ const DEFAULTS = {
   ...PROVISIONING_DEFAULTS,
 } as const;
 
-/** Longest gap between two reads of Stripe while waiting. */
-const MAX_POLL_INTERVAL_MS = 1 * MINUTE;
-/** A write with less budget than this left is not worth starting: read Stripe instead. */
-const MIN_WRITE_BUDGET_MS = 1 * SECOND;
-/** Reads are always safe to repeat; give up (inconclusive) after this long. */
-const READ_SCHEDULE_TO_CLOSE_MS = 10 * MINUTE;
 /**
  * Stripe takes `expires_at` from 30 min to 24 h after the session's creation. The workflow sends it
  * only when its own deadline is at least an hour away (so a create retried minutes later is still
@@ -119,41 +120,9 @@ const READ_SCHEDULE_TO_CLOSE_MS = 10 * MINUTE;
 const EXPIRES_AT_MIN_MS = 1 * HOUR;
 const EXPIRES_AT_MAX_MS = 23 * HOUR;
 
-const STRIPE_RETRY = {
-  initialInterval: 1 * SECOND,
-  backoffCoefficient: 2,
-  maximumInterval: 1 * MINUTE,
-} as const;
-
 type Outcome = 'paid' | 'declined' | 'expired' | 'canceled' | 'needs_attention';
 /** What a read of the session says, before the flow decides. */
 type Reading = Outcome | 'open' | 'async' | 'pending';
-
-function failureType(err: unknown): string | undefined {
-  let e: unknown = err;
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure && e.type) return e.type;
-    if (e instanceof TimeoutFailure) return 'Timeout';
-    e = e.cause;
-  }
-  return undefined;
-}
-
-function errorMessage(err: unknown): string {
-  let e: unknown = err;
-  let msg = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error && e.cause) {
-    e = e.cause;
-    if (e instanceof Error) msg = e.message;
-  }
-  return msg;
-}
-
-/** As in the card checkout: a reset, continued or retried run may follow writes it cannot see. */
-function mayFollowEarlierAttempts(): boolean {
-  const info = workflowInfo();
-  return info.historyLength > 3 || info.continuedFromExecutionRunId !== undefined || info.attempt > 1;
-}
 
 export async function hostedCheckout(rawInput: HostedCheckoutInput): Promise<CheckoutResult> {
   const validation = validateHostedCheckoutInput(rawInput);
@@ -845,12 +814,10 @@ class HostedCheckout {
       return;
     }
     const { eventId, type, objectId, paymentIntentId } = valid.value;
-    if (this.seenStripeEvents.includes(eventId)) {
+    if (!firstSightingOfStripeEvent(this.seenStripeEvents, eventId)) {
       this.stripeEventDuplicates += 1;
       return;
     }
-    this.seenStripeEvents.push(eventId);
-    if (this.seenStripeEvents.length > SEEN_STRIPE_EVENTS_MAX) this.seenStripeEvents.shift();
     this.stripeEventsReceived += 1;
     this.record('stripe', `stripe_event:${type}`, `${eventId} for ${objectId}`);
     // A session's event may name a PaymentIntent this checkout has not read yet: the session id counts.

@@ -41,19 +41,14 @@ import {
   type ResolveRequest,
   type RetryProvisioningRequest,
 } from './definitions';
-import { RefundLedger, errorMessage } from './refund-ledger';
-
-const SECOND = 1_000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
+import { ACTIVITY_RETRY as RETRY, HOUR, errorMessage } from './common';
+import { RefundLedger } from './refund-ledger';
 
 /** Production defaults of the options this flow reads. */
 export const PROVISIONING_DEFAULTS = {
   provisioningTimeoutMs: 1 * HOUR,
   provisioningGraceMs: 24 * HOUR,
 } as const;
-
-const RETRY = { initialInterval: 1 * SECOND, backoffCoefficient: 2, maximumInterval: 1 * MINUTE } as const;
 
 export interface PaidOrder {
   readonly workflowId: string;

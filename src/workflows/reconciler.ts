@@ -43,10 +43,7 @@ import {
   type ReconcilerFinding,
   type ReconcilerFindingKind,
 } from './definitions';
-
-const SECOND = 1_000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
+import { ACTIVITY_RETRY as RETRY, HOUR, MINUTE, SECOND, errorMessage } from './common';
 
 export const RECONCILE_DEFAULTS = {
   lookbackMs: 48 * HOUR,
@@ -54,8 +51,6 @@ export const RECONCILE_DEFAULTS = {
   pageSize: 100,
   dryRun: false,
 } as const;
-
-const RETRY = { initialInterval: 1 * SECOND, backoffCoefficient: 2, maximumInterval: 1 * MINUTE } as const;
 
 /** A page is up to 100 PaymentIntents, each a Temporal describe and a few SQLite reads. */
 const { inspectPaymentIntentPage } = proxyActivities<ReconcilerActivities>({
@@ -80,16 +75,6 @@ const { recordReconcileRun } = proxyActivities<ReconcilerActivities>({
 
 function zeroCounts(): Record<ReconcilerFindingKind, number> {
   return { orphan: 0, paid_not_provisioned: 0, charged_without_checkout: 0, duplicate_payment: 0 };
-}
-
-function errorMessage(err: unknown): string {
-  let e: unknown = err;
-  let msg = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error && e.cause) {
-    e = e.cause;
-    if (e instanceof Error) msg = e.message;
-  }
-  return msg;
 }
 
 function summarize(counts: ReconcilerCounts, fixed: ReconcilerCounts): string {

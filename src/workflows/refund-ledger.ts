@@ -30,14 +30,10 @@ import {
   type RefundEntry,
   type RefundRequested,
 } from './definitions';
+import { ACTIVITY_RETRY as RETRY, HOUR, READ_SCHEDULE_TO_CLOSE_MS, errorMessage } from './common';
 
-const SECOND = 1_000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
 /** A refund key is used for one request; its retries stay well inside Stripe's 24 h key life. */
 const REFUND_KEY_BUDGET_MS = 20 * HOUR;
-const READ_SCHEDULE_TO_CLOSE_MS = 10 * MINUTE;
-const RETRY = { initialInterval: 1 * SECOND, backoffCoefficient: 2, maximumInterval: 1 * MINUTE } as const;
 
 export interface RefundTarget {
   /** The workflow making the refunds: its id prefixes the keys. */
@@ -51,16 +47,6 @@ export interface RefundTarget {
 }
 
 export type AuditRecorder = (actor: string, action: string, reason: string) => void;
-
-export function errorMessage(err: unknown): string {
-  let e: unknown = err;
-  let msg = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error && e.cause) {
-    e = e.cause;
-    if (e instanceof Error) msg = e.message;
-  }
-  return msg;
-}
 
 export class RefundLedger {
   private readonly entries: RefundEntry[] = [];

@@ -53,10 +53,8 @@ import {
   type RefundsState,
   type RefundsStatus,
 } from './definitions';
-import { RefundLedger, errorMessage } from './refund-ledger';
-
-const SECOND = 1_000;
-const MINUTE = 60 * SECOND;
+import { MINUTE, SECOND, errorMessage } from './common';
+import { RefundLedger } from './refund-ledger';
 
 const DEFAULTS = {
   idleTimeoutMs: 10 * MINUTE,
