@@ -20,6 +20,7 @@ import { classifyStripeError, toActivityFailure } from '../stripe/errors';
 import { ProvisioningError } from '../provisioning/errors';
 import { createCheckoutSessionActivities } from './checkout-sessions';
 import { createReconcilerActivities } from './reconciler';
+import { isUnexpectedState, snapshotOf } from './payment-intents';
 import type { Provisioner, RefundRecordRequest } from '../provisioning';
 import {
   FailureType,
@@ -30,12 +31,13 @@ import {
   type Entitlement,
   type PaymentIntentSearchResult,
   type PaymentIntentSnapshot,
-  type PaymentIntentStatus,
   type ProvisionRequest,
   type RefundSnapshot,
   type ListedRefund,
   type RefundList,
 } from '../workflows/definitions';
+
+export { snapshotOf } from './payment-intents';
 
 export interface ActivityDependencies {
   readonly stripe: Stripe;
@@ -63,50 +65,6 @@ export interface CancelPaymentIntentInput {
 export interface CreateRefundInput {
   readonly idempotencyKey: string;
   readonly params: CreateRefundParams;
-}
-
-export function snapshotOf(pi: Stripe.PaymentIntent): PaymentIntentSnapshot {
-  const err = pi.last_payment_error;
-  return {
-    id: pi.id,
-    status: paymentIntentStatus(pi.status),
-    amount: pi.amount,
-    currency: pi.currency,
-    metadata: { ...pi.metadata },
-    lastPaymentError: err
-      ? { code: err.code ?? undefined, declineCode: err.decline_code ?? undefined }
-      : undefined,
-  };
-}
-
-const KNOWN_STATUSES: readonly PaymentIntentStatus[] = [
-  'requires_payment_method',
-  'requires_confirmation',
-  'requires_action',
-  'processing',
-  'requires_capture',
-  'canceled',
-  'succeeded',
-];
-
-function paymentIntentStatus(status: string): PaymentIntentStatus {
-  const known = KNOWN_STATUSES.find((s) => s === status);
-  if (known) return known;
-  // A status this code does not know cannot be treated as paid or unpaid: stop and say so.
-  throw ApplicationFailure.create({
-    message: `Stripe returned an unknown PaymentIntent status "${status}"`,
-    type: FailureType.StripeUnexpected,
-    nonRetryable: true,
-  });
-}
-
-function isUnexpectedState(err: unknown): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    'code' in err &&
-    (err as { code?: unknown }).code === 'payment_intent_unexpected_state'
-  );
 }
 
 // The workflow builds the params from its own narrower, readonly types; the SDK wants its own.

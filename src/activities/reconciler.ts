@@ -30,6 +30,7 @@ import {
   type EntitlementView,
 } from '../reconciler/classify';
 import { toActivityFailure } from '../stripe/errors';
+import { isUnexpectedState, snapshotOf } from './payment-intents';
 import {
   CheckoutStateAttr,
   NeedsAttentionSinceAttr,
@@ -39,7 +40,6 @@ import {
   reconciliationCaseWorkflowId,
   reconciliationCaseWorkflowType,
   type PaymentIntentSnapshot,
-  type PaymentIntentStatus,
   type ReconcilerCounts,
   type ReconcilerFinding,
   type ReconciliationCaseInput,
@@ -98,51 +98,6 @@ export const RECONCILER_METRICS = {
   findings: 'checkout_reconciler_findings_total',
   fixes: 'checkout_reconciler_fixes_total',
 } as const;
-
-const KNOWN_STATUSES: readonly PaymentIntentStatus[] = [
-  'requires_payment_method',
-  'requires_confirmation',
-  'requires_action',
-  'processing',
-  'requires_capture',
-  'canceled',
-  'succeeded',
-];
-
-function knownStatus(status: string): PaymentIntentStatus | undefined {
-  return KNOWN_STATUSES.find((s) => s === status);
-}
-
-function snapshot(pi: Stripe.PaymentIntent): PaymentIntentSnapshot {
-  const err = pi.last_payment_error;
-  const status = knownStatus(pi.status);
-  if (status === undefined) {
-    throw ApplicationFailure.create({
-      message: `Stripe returned an unknown PaymentIntent status "${pi.status}"`,
-      type: 'StripeUnexpected',
-      nonRetryable: true,
-    });
-  }
-  return {
-    id: pi.id,
-    status,
-    amount: pi.amount,
-    currency: pi.currency,
-    metadata: { ...pi.metadata },
-    lastPaymentError: err
-      ? { code: err.code ?? undefined, declineCode: err.decline_code ?? undefined }
-      : undefined,
-  };
-}
-
-function isUnexpectedState(err: unknown): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    'code' in err &&
-    (err as { code?: unknown }).code === 'payment_intent_unexpected_state'
-  );
-}
 
 /** Refund statuses that count as money going back (a failed or canceled refund does not). */
 const REFUNDING: readonly string[] = ['succeeded', 'pending', 'requires_action'];
@@ -216,7 +171,7 @@ export function createReconcilerActivities(deps: ReconcilerActivityDependencies)
         const ref = checkoutRefOf(raw.metadata);
         if (ref === undefined) continue;
         withCheckoutMetadata += 1;
-        const pi = snapshot(raw);
+        const pi = snapshotOf(raw);
         let checkout = checkouts.get(ref.workflowId);
         if (checkout === undefined) {
           checkout = await viewCheckout(ref.workflowId);
@@ -272,7 +227,7 @@ export function createReconcilerActivities(deps: ReconcilerActivityDependencies)
      */
     async cancelOrphanPaymentIntent(input: CancelOrphanInput): Promise<PaymentIntentSnapshot> {
       try {
-        return snapshot(
+        return snapshotOf(
           await stripe.paymentIntents.cancel(
             input.paymentIntentId,
             { cancellation_reason: 'abandoned' },
@@ -283,7 +238,7 @@ export function createReconcilerActivities(deps: ReconcilerActivityDependencies)
         if (!isUnexpectedState(err)) throw toActivityFailure(err);
       }
       try {
-        return snapshot(await stripe.paymentIntents.retrieve(input.paymentIntentId));
+        return snapshotOf(await stripe.paymentIntents.retrieve(input.paymentIntentId));
       } catch (err) {
         throw toActivityFailure(err);
       }
