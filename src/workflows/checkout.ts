@@ -41,25 +41,23 @@ import {
   allHandlersFinished,
   condition,
   log,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
 import {
-  ACTIVITY_RETRY as STRIPE_RETRY,
   HOUR,
   MAX_POLL_INTERVAL_MS,
   MINUTE,
-  MIN_WRITE_BUDGET_MS,
-  READ_SCHEDULE_TO_CLOSE_MS,
   SECOND,
   errorMessage,
   failureType,
   firstSightingOfStripeEvent,
   mayFollowEarlierAttempts,
+  stripeReadActivities,
+  stripeWriteActivities,
+  writeBudgetLeft,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 import {
@@ -641,30 +639,15 @@ class Checkout {
 
   /** Time this key may still be retried, or undefined when it is spent (read Stripe instead). */
   private writeBudget(key: string): number | undefined {
-    const now = Date.now();
-    const first = this.keyFirstUsedAt.get(key) ?? now;
-    this.keyFirstUsedAt.set(key, first);
-    const left = this.opts.stripeKeyBudgetMs - (now - first);
-    return left >= MIN_WRITE_BUDGET_MS ? left : undefined;
+    return writeBudgetLeft(this.keyFirstUsedAt, key, this.opts.stripeKeyBudgetMs);
   }
 
   private stripeWrite(budgetMs: number, summary: string): CheckoutActivities {
-    const options: ActivityOptions = {
-      startToCloseTimeout: Math.min(this.opts.stripeCallTimeoutMs, budgetMs),
-      scheduleToCloseTimeout: budgetMs,
-      retry: STRIPE_RETRY,
-      summary,
-    };
-    return proxyActivities<CheckoutActivities>(options);
+    return stripeWriteActivities(this.opts.stripeCallTimeoutMs, budgetMs, summary);
   }
 
   private reads(summary: string): CheckoutActivities {
-    return proxyActivities<CheckoutActivities>({
-      startToCloseTimeout: this.opts.stripeCallTimeoutMs,
-      scheduleToCloseTimeout: READ_SCHEDULE_TO_CLOSE_MS,
-      retry: STRIPE_RETRY,
-      summary,
-    });
+    return stripeReadActivities(this.opts.stripeCallTimeoutMs, summary);
   }
 
   /** Reads a PaymentIntent; undefined when Stripe could not be read (the caller stays cautious). */

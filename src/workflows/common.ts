@@ -3,7 +3,14 @@
  * the read budget, how a failure is described, and the Stripe event dedup. Workflow code: pure and
  * deterministic (no Node built-ins, no I/O).
  */
-import { ApplicationFailure, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  TimeoutFailure,
+  proxyActivities,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { CheckoutActivities } from '../activities';
 import { SEEN_STRIPE_EVENTS_MAX } from './definitions';
 
 export const SECOND = 1_000;
@@ -69,4 +76,45 @@ export function firstSightingOfStripeEvent(seen: string[], eventId: string): boo
   seen.push(eventId);
   if (seen.length > SEEN_STRIPE_EVENTS_MAX) seen.shift();
   return true;
+}
+
+/**
+ * How much of a Stripe key's budget is left: its clock starts at the key's first use (recorded in
+ * `keyFirstUsedAt`, workflow time). Undefined when too little is left to start a write.
+ */
+export function writeBudgetLeft(
+  keyFirstUsedAt: Map<string, number>,
+  key: string,
+  budgetMs: number,
+): number | undefined {
+  const now = Date.now();
+  const first = keyFirstUsedAt.get(key) ?? now;
+  keyFirstUsedAt.set(key, first);
+  const left = budgetMs - (now - first);
+  return left >= MIN_WRITE_BUDGET_MS ? left : undefined;
+}
+
+/** Activities for a Stripe write, bounded by what is left of its key's budget. */
+export function stripeWriteActivities(
+  stripeCallTimeoutMs: number,
+  budgetMs: number,
+  summary: string,
+): CheckoutActivities {
+  const options: ActivityOptions = {
+    startToCloseTimeout: Math.min(stripeCallTimeoutMs, budgetMs),
+    scheduleToCloseTimeout: budgetMs,
+    retry: ACTIVITY_RETRY,
+    summary,
+  };
+  return proxyActivities<CheckoutActivities>(options);
+}
+
+/** Activities for Stripe reads: safe to repeat, inconclusive after `READ_SCHEDULE_TO_CLOSE_MS`. */
+export function stripeReadActivities(stripeCallTimeoutMs: number, summary: string): CheckoutActivities {
+  return proxyActivities<CheckoutActivities>({
+    startToCloseTimeout: stripeCallTimeoutMs,
+    scheduleToCloseTimeout: READ_SCHEDULE_TO_CLOSE_MS,
+    retry: ACTIVITY_RETRY,
+    summary,
+  });
 }
