@@ -265,6 +265,9 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
       taskQueue: effective.temporal.taskQueue,
       stripe,
       provisioner,
+      shutdownGraceTimeMs: effective.worker.shutdownGraceMs,
+      maxConcurrentActivityTaskExecutions: effective.worker.maxConcurrentActivityTaskExecutions,
+      maxConcurrentWorkflowTaskExecutions: effective.worker.maxConcurrentWorkflowTaskExecutions,
     });
     const running = worker.run();
     running.catch((err: unknown) => {
