@@ -27,8 +27,6 @@ import { ApplicationFailure, TimeoutFailure, condition, proxyActivities } from '
 import type { CheckoutActivities } from '../activities';
 import {
   REFUND_AFTER_COMPLETION,
-  REFUND_REQUEST_CONFLICT,
-  refundRequestConflict,
   validateRefundUpdateRequest,
   validateRetryProvisioningRequest,
   type AutomaticRefund,
@@ -269,7 +267,7 @@ export class PaidOrderFlow {
     }
     if (this.phase === 'provisioned') throw new Error(REFUND_AFTER_COMPLETION);
     // A repeat of a known request is answered by the handler with its refund, whatever is left.
-    if (this.known(ledger, v.value) !== undefined) return;
+    if (ledger.earlierRefundFor(v.value) !== undefined) return;
     if (this.phase === 'refunded' || ledger.remaining <= 0) {
       throw new Error(`nothing left to refund: ${order.amount} ${order.currency} was refunded in full`);
     }
@@ -280,21 +278,6 @@ export class PaidOrderFlow {
           `(paid ${order.amount}, refunded ${ledger.refunded})`,
       );
     }
-  }
-
-  /** The refund already made for this request id (same terms), or throws the conflict. */
-  private known(ledger: RefundLedger, request: RefundUpdateRequest): RefundEntry | undefined {
-    const earlier = ledger.byRequest(request.requestDigest);
-    if (!earlier) return undefined;
-    const conflict = refundRequestConflict(earlier, request);
-    if (conflict !== undefined) {
-      throw ApplicationFailure.create({
-        message: conflict,
-        type: REFUND_REQUEST_CONFLICT,
-        nonRetryable: true,
-      });
-    }
-    return earlier;
   }
 
   /** Update handler: refunds now (everything left when no amount is given). */
@@ -309,7 +292,7 @@ export class PaidOrderFlow {
       // Its turn: a request with the same id may have finished while this one waited.
       const release = await ledger.turn();
       try {
-        const earlier = this.known(ledger, request);
+        const earlier = ledger.earlierRefundFor(request);
         if (earlier) {
           this.host.record(
             request.actor,

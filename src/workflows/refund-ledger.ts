@@ -21,6 +21,9 @@
 import { ApplicationFailure, condition, log, proxyActivities } from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
 import {
+  REFUND_REQUEST_CONFLICT,
+  refundRequestConflict,
+  type RefundUpdateRequest,
   refundCounts,
   refundIdempotencyKey,
   refundRequestNumber,
@@ -79,6 +82,21 @@ export class RefundLedger {
   /** The refund already made for this request digest, if any. */
   byRequest(digest: string | undefined): RefundEntry | undefined {
     return digest === undefined ? undefined : this.requests.get(digest);
+  }
+
+  /** The refund already made for this request id (same terms), or throws the conflict. */
+  earlierRefundFor(request: RefundUpdateRequest): RefundEntry | undefined {
+    const earlier = this.byRequest(request.requestDigest);
+    if (!earlier) return undefined;
+    const conflict = refundRequestConflict(earlier, request);
+    if (conflict !== undefined) {
+      throw ApplicationFailure.create({
+        message: conflict,
+        type: REFUND_REQUEST_CONFLICT,
+        nonRetryable: true,
+      });
+    }
+    return earlier;
   }
 
   get refunded(): number {

@@ -36,9 +36,7 @@ import {
 import type { CheckoutActivities } from '../activities';
 import {
   FailureType,
-  REFUND_REQUEST_CONFLICT,
   checkoutWorkflowId,
-  refundRequestConflict,
   refundUpdate,
   refundsStatusQuery,
   refundsWorkflowId,
@@ -201,7 +199,7 @@ class Refunds {
     if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
     if (this.state === 'refused') throw new Error(`refunds refused: ${this.refusedBecause ?? ''}`);
     // A repeat of a known request is answered by the handler with its refund, whatever is left.
-    if (this.state === 'open' && this.known(v.value) !== undefined) return;
+    if (this.state === 'open' && this.ledger.earlierRefundFor(v.value) !== undefined) return;
     const { amount, currency } = this.input;
     // Before verification the run knows only what was paid; the handler checks again.
     const left = this.state === 'open' ? this.ledger.remaining : amount;
@@ -212,21 +210,6 @@ class Refunds {
           `(paid ${amount}, refunded ${this.ledger.refunded})`,
       );
     }
-  }
-
-  /** The refund already made for this request id (same terms), or throws the conflict. */
-  private known(request: RefundUpdateRequest): RefundEntry | undefined {
-    const earlier = this.ledger.byRequest(request.requestDigest);
-    if (!earlier) return undefined;
-    const conflict = refundRequestConflict(earlier, request);
-    if (conflict !== undefined) {
-      throw ApplicationFailure.create({
-        message: conflict,
-        type: REFUND_REQUEST_CONFLICT,
-        nonRetryable: true,
-      });
-    }
-    return earlier;
   }
 
   private async onRefund(request: RefundUpdateRequest): Promise<RefundResult> {
@@ -247,7 +230,7 @@ class Refunds {
       throw ApplicationFailure.create({ message, type: 'RefundRefused', nonRetryable: true });
     };
     if (this.state === 'refused') refuse(`refunds refused: ${this.refusedBecause ?? ''}`);
-    const earlier = this.known(request);
+    const earlier = this.ledger.earlierRefundFor(request);
     if (earlier) {
       this.record(request.actor, 'refund_replayed', `request id already refunded as ${earlier.refundId}`);
       return this.result(earlier, true);
