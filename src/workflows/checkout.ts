@@ -58,6 +58,7 @@ import {
   stripeReadActivities,
   stripeWriteActivities,
   writeBudgetLeft,
+  rejectInvalid,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 import {
@@ -73,9 +74,7 @@ import {
   checkoutWorkflowId,
   paymentIdempotencyKey,
   paymentIntentChangedSignal,
-  refundUpdate,
   resolveUpdate,
-  retryProvisioningUpdate,
   retryPaymentUpdate,
   statusQuery,
   stripeEventSignal,
@@ -861,21 +860,6 @@ class Checkout {
       },
     );
 
-    setHandler(refundUpdate, (request) => this.flow.refund(request), {
-      validator: (request) => this.flow.validateRefund(request),
-    });
-
-    setHandler(
-      retryProvisioningUpdate,
-      async (request) => {
-        await this.flow.retryProvisioning(request);
-        return this.status();
-      },
-      { validator: (request) => this.flow.validateRetryProvisioning(request) },
-    );
+    this.flow.registerHandlers(() => this.status());
   }
-}
-
-function rejectInvalid(v: { ok: true } | { ok: false; problems: readonly string[] }): void {
-  if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
 }

@@ -118,3 +118,8 @@ export function stripeReadActivities(stripeCallTimeoutMs: number, summary: strin
     summary,
   });
 }
+
+/** An update validator's structural check: throwing rejects the update with every problem named. */
+export function rejectInvalid(v: { ok: true } | { ok: false; problems: readonly string[] }): void {
+  if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
+}

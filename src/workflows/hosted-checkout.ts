@@ -56,9 +56,7 @@ import {
   checkoutSessionIdempotencyKey,
   checkoutSessionUpdate,
   checkoutWorkflowId,
-  refundUpdate,
   resolveUpdate,
-  retryProvisioningUpdate,
   statusQuery,
   stripeEventSignal,
   validateCancelRequest,
@@ -96,6 +94,7 @@ import {
   stripeReadActivities,
   stripeWriteActivities,
   writeBudgetLeft,
+  rejectInvalid,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 
@@ -880,21 +879,6 @@ class HostedCheckout {
       },
     );
 
-    setHandler(refundUpdate, (request) => this.flow.refund(request), {
-      validator: (request) => this.flow.validateRefund(request),
-    });
-
-    setHandler(
-      retryProvisioningUpdate,
-      async (request) => {
-        await this.flow.retryProvisioning(request);
-        return this.status();
-      },
-      { validator: (request) => this.flow.validateRetryProvisioning(request) },
-    );
+    this.flow.registerHandlers(() => this.status());
   }
-}
-
-function rejectInvalid(v: { ok: true } | { ok: false; problems: readonly string[] }): void {
-  if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
 }

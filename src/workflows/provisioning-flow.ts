@@ -23,14 +23,23 @@
  * - A full refund while provisioning is still running waits for that attempt to end, then records
  *   the refund again, so an entitlement granted in the meantime is revoked too.
  */
-import { ApplicationFailure, TimeoutFailure, condition, proxyActivities } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  TimeoutFailure,
+  condition,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
 import {
   REFUND_AFTER_COMPLETION,
+  refundUpdate,
+  retryProvisioningUpdate,
   validateRefundUpdateRequest,
   validateRetryProvisioningRequest,
   type AutomaticRefund,
   type CheckoutState,
+  type CheckoutStatus,
   type Entitlement,
   type ProvisionItem,
   type RefundEntry,
@@ -251,6 +260,25 @@ export class PaidOrderFlow {
     this.phase = 'refunded';
     this.host.clearAttention();
     return { outcome: 'refunded', entitlement: this.entitlement };
+  }
+
+  /**
+   * Registers the after-payment updates every checkout type answers the same way: `refund` (answers
+   * with the refund) and `retryProvisioning` (answers with the checkout's status). Call it from the
+   * workflow's own handler registration, before the first await.
+   */
+  registerHandlers(status: () => CheckoutStatus): void {
+    setHandler(refundUpdate, (request) => this.refund(request), {
+      validator: (request) => this.validateRefund(request),
+    });
+    setHandler(
+      retryProvisioningUpdate,
+      async (request) => {
+        await this.retryProvisioning(request);
+        return status();
+      },
+      { validator: (request) => this.validateRetryProvisioning(request) },
+    );
   }
 
   // -------------------------------------------------------------------------------------------
