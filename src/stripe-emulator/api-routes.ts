@@ -4,6 +4,7 @@
  */
 import { StripeApiError, paramError, resourceMissing } from './errors';
 import { type ExpandableKind, applyExpand, readExpand } from './expand';
+import { LIST_PAGING_PARAMS, readListPaging } from './list';
 import { ParamReader } from './params';
 import { type ApiRoute, type ApiResponse, type FormParams } from './router';
 import { type EmulatorState } from './state';
@@ -30,32 +31,6 @@ function expanded(
 /** Retrieve endpoints take no parameters besides `expand`. */
 function noParams(params: FormParams): void {
   new ParamReader(params).allowOnly([]);
-}
-
-/** `created=<unix>` or `created[gt|gte|lt|lte]=<unix>`, as Stripe's list endpoints take it. */
-function createdFilter(p: ParamReader): ((createdAt: number) => boolean) | undefined {
-  if (!p.has('created')) return undefined;
-  const range = ((): ParamReader | undefined => {
-    try {
-      return p.optionalObject('created');
-    } catch {
-      return undefined;
-    }
-  })();
-  if (range === undefined) {
-    const exact = p.requiredInteger('created');
-    return (c) => c === exact;
-  }
-  range.allowOnly(['gt', 'gte', 'lt', 'lte']);
-  const gt = range.optionalInteger('gt');
-  const gte = range.optionalInteger('gte');
-  const lt = range.optionalInteger('lt');
-  const lte = range.optionalInteger('lte');
-  return (c) =>
-    (gt === undefined || c > gt) &&
-    (gte === undefined || c >= gte) &&
-    (lt === undefined || c < lt) &&
-    (lte === undefined || c <= lte);
 }
 
 export function apiRoutes(state: EmulatorState): ApiRoute[] {
@@ -89,33 +64,11 @@ export function apiRoutes(state: EmulatorState): ApiRoute[] {
       method: 'GET',
       pattern: '/v1/payment_intents',
       handler: (req) => {
-        const p = new ParamReader(req.params).allowOnly([
-          'customer',
-          'limit',
-          'starting_after',
-          'ending_before',
-          'created',
-        ]);
+        const p = new ParamReader(req.params).allowOnly(['customer', ...LIST_PAGING_PARAMS]);
         const customer = p.optionalString('customer');
-        const limit = p.optionalInteger('limit');
-        if (limit !== undefined && (limit < 1 || limit > 100)) {
-          throw paramError('Invalid limit: must be between 1 and 100', 'limit');
-        }
-        const startingAfter = p.optionalString('starting_after');
-        const endingBefore = p.optionalString('ending_before');
-        if (startingAfter !== undefined && endingBefore !== undefined) {
-          throw paramError(
-            'You may only specify one of these parameters: ending_before, starting_after.',
-            'ending_before',
-          );
-        }
-        const created = createdFilter(p);
         const page = state.paymentIntents.list({
           ...(customer === undefined ? {} : { customer }),
-          ...(limit === undefined ? {} : { limit }),
-          ...(startingAfter === undefined ? {} : { startingAfter }),
-          ...(endingBefore === undefined ? {} : { endingBefore }),
-          ...(created === undefined ? {} : { created }),
+          ...readListPaging(p),
         });
         return ok({ object: 'list', data: page.data, has_more: page.has_more, url: '/v1/payment_intents' });
       },
@@ -196,36 +149,13 @@ export function apiRoutes(state: EmulatorState): ApiRoute[] {
       method: 'GET',
       pattern: '/v1/refunds',
       handler: (req) => {
-        const p = new ParamReader(req.params).allowOnly([
-          'payment_intent',
-          'charge',
-          'limit',
-          'starting_after',
-          'ending_before',
-          'created',
-        ]);
+        const p = new ParamReader(req.params).allowOnly(['payment_intent', 'charge', ...LIST_PAGING_PARAMS]);
         const paymentIntent = p.optionalString('payment_intent');
         const charge = p.optionalString('charge');
-        const limit = p.optionalInteger('limit');
-        if (limit !== undefined && (limit < 1 || limit > 100)) {
-          throw paramError('Invalid limit: must be between 1 and 100', 'limit');
-        }
-        const startingAfter = p.optionalString('starting_after');
-        const endingBefore = p.optionalString('ending_before');
-        if (startingAfter !== undefined && endingBefore !== undefined) {
-          throw paramError(
-            'You may only specify one of these parameters: ending_before, starting_after.',
-            'ending_before',
-          );
-        }
-        const created = createdFilter(p);
         const page = state.refunds.list({
           ...(paymentIntent === undefined ? {} : { paymentIntent }),
           ...(charge === undefined ? {} : { charge }),
-          ...(limit === undefined ? {} : { limit }),
-          ...(startingAfter === undefined ? {} : { startingAfter }),
-          ...(endingBefore === undefined ? {} : { endingBefore }),
-          ...(created === undefined ? {} : { created }),
+          ...readListPaging(p),
         });
         return ok({ object: 'list', data: page.data, has_more: page.has_more, url: '/v1/refunds' });
       },

@@ -20,6 +20,7 @@ import { type Customers } from './customers';
 import { StripeApiError, paramError, resourceMissing } from './errors';
 import { type EventLog, type EventRequest, NO_REQUEST } from './events';
 import { newClientSecret, newId } from './ids';
+import { type ListPage, type ListPaging, listPage } from './list';
 import { type Metadata, ParamReader } from './params';
 import { type PaymentMethodObject, type PaymentMethodRecord, type PaymentMethods } from './payment-methods';
 import { type FormParams } from './router';
@@ -118,18 +119,11 @@ export interface LedgerPaymentIntent {
   readonly created: number;
 }
 
-export interface PaymentIntentListOptions {
+export interface PaymentIntentListOptions extends ListPaging {
   readonly customer?: string;
-  readonly limit?: number;
-  readonly startingAfter?: string;
-  readonly endingBefore?: string;
-  readonly created?: (createdAt: number) => boolean;
 }
 
-export interface PaymentIntentListPage {
-  readonly data: PaymentIntentObject[];
-  readonly has_more: boolean;
-}
+export type PaymentIntentListPage = ListPage<PaymentIntentObject>;
 
 export interface SearchResult {
   readonly object: 'search_result';
@@ -509,36 +503,14 @@ export class PaymentIntents {
    * (Stripe's list endpoints read the primary store), so it is the read a reconciler relies on.
    */
   list(options: PaymentIntentListOptions = {}): PaymentIntentListPage {
-    const limit = options.limit ?? 10;
     // Records are kept in creation order and the clock only moves forward: reversed is newest first.
     const all = [...this.records.values()].map((r) => r.object).reverse();
-    const matches = (pi: PaymentIntentObject): boolean =>
-      (options.customer === undefined || pi.customer === options.customer) &&
-      (options.created === undefined || options.created(pi.created));
-    if (options.endingBefore !== undefined) {
-      const at = this.listCursor(all, options.endingBefore, 'ending_before');
-      const newer = all.slice(0, at).filter(matches);
-      return { data: newer.slice(-limit), has_more: newer.length > limit };
-    }
-    const from =
-      options.startingAfter === undefined
-        ? 0
-        : this.listCursor(all, options.startingAfter, 'starting_after') + 1;
-    const older = all.slice(from).filter(matches);
-    return { data: older.slice(0, limit), has_more: older.length > limit };
-  }
-
-  /** A cursor's position; a PaymentIntent id Stripe does not know is `resource_missing`. */
-  private listCursor(all: readonly PaymentIntentObject[], id: string, param: string): number {
-    const at = all.findIndex((pi) => pi.id === id);
-    if (at < 0) {
-      throw new StripeApiError(400, 'invalid_request_error', `No such payment_intent: '${id}'`, {
-        code: 'resource_missing',
-        param,
-        storable: false,
-      });
-    }
-    return at;
+    return listPage(
+      all,
+      (pi) => options.customer === undefined || pi.customer === options.customer,
+      options,
+      'payment_intent',
+    );
   }
 
   /**

@@ -13,6 +13,7 @@ import { type Clock } from './clock';
 import { StripeApiError, paramError, resourceMissing } from './errors';
 import { type EventLog, type EventRequest } from './events';
 import { newId } from './ids';
+import { type ListPage, type ListPaging, listPage } from './list';
 import { type Metadata, ParamReader } from './params';
 import { type PaymentIntents } from './payment-intents';
 import { type FormParams } from './router';
@@ -41,19 +42,12 @@ export interface LedgerRefund {
   readonly metadata: Metadata;
 }
 
-export interface RefundListOptions {
+export interface RefundListOptions extends ListPaging {
   readonly paymentIntent?: string;
   readonly charge?: string;
-  readonly limit?: number;
-  readonly startingAfter?: string;
-  readonly endingBefore?: string;
-  readonly created?: (createdAt: number) => boolean;
 }
 
-export interface RefundListPage {
-  readonly data: RefundObject[];
-  readonly has_more: boolean;
-}
+export type RefundListPage = ListPage<RefundObject>;
 
 export class Refunds {
   private readonly refunds = new Map<string, RefundObject>();
@@ -133,35 +127,15 @@ export class Refunds {
 
   /** Newest first, as Stripe lists; refunds created in the same second keep creation order. */
   list(options: RefundListOptions = {}): RefundListPage {
-    const limit = options.limit ?? 10;
     const all = [...this.refunds.values()].reverse();
-    const matches = (r: RefundObject): boolean =>
-      (options.paymentIntent === undefined || r.payment_intent === options.paymentIntent) &&
-      (options.charge === undefined || r.charge === options.charge) &&
-      (options.created === undefined || options.created(r.created));
-    if (options.endingBefore !== undefined) {
-      // The page just before the cursor (newer refunds), still newest first.
-      const at = this.cursor(all, options.endingBefore, 'ending_before');
-      const newer = all.slice(0, at).filter(matches);
-      return { data: newer.slice(-limit), has_more: newer.length > limit };
-    }
-    const from =
-      options.startingAfter === undefined ? 0 : this.cursor(all, options.startingAfter, 'starting_after') + 1;
-    const older = all.slice(from).filter(matches);
-    return { data: older.slice(0, limit), has_more: older.length > limit };
-  }
-
-  /** A cursor's position in time; a refund id Stripe does not know is `resource_missing`. */
-  private cursor(all: readonly RefundObject[], id: string, param: string): number {
-    const at = all.findIndex((r) => r.id === id);
-    if (at < 0) {
-      throw new StripeApiError(400, 'invalid_request_error', `No such refund: '${id}'`, {
-        code: 'resource_missing',
-        param,
-        storable: false,
-      });
-    }
-    return at;
+    return listPage(
+      all,
+      (r) =>
+        (options.paymentIntent === undefined || r.payment_intent === options.paymentIntent) &&
+        (options.charge === undefined || r.charge === options.charge),
+      options,
+      'refund',
+    );
   }
 
   ledger(): LedgerRefund[] {
