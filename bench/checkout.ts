@@ -37,12 +37,22 @@ import {
   ratiosTable,
   liveHeader,
   liveRow,
+  mergeRounds,
+  roundOrder,
   runsTable,
   type Mode,
+  type RoundResult,
   type Ratio,
   type RunFigures,
 } from './figures';
-import { activityCallsOf, floorWorkflowId, runMode, type ActivityCalls, type Progress } from './runs';
+import {
+  activityCallsOf,
+  floorWorkflowId,
+  runMode,
+  runModeRound,
+  type ActivityCalls,
+  type Progress,
+} from './runs';
 import { checkoutWorkflowId } from '../src/workflows/definitions';
 import type { FloorActivityKind } from './floor-activities';
 import { runScale, type ScaleOptions, type ScaleReport } from './scale';
@@ -58,6 +68,11 @@ export interface BenchOptions {
   readonly modes: readonly Mode[];
   /** Unmeasured checkouts per mode before the first level (JIT, bundles, caches). */
   readonly warmup: number;
+  /**
+   * Each level's checkouts are split into this many rounds, the modes taking turns in mirrored
+   * order (`roundOrder`); each mode's rounds are merged into one row (`mergeRounds`). Default 2.
+   */
+  readonly rounds: number;
   readonly tuning: WorkerTuning;
   readonly scale: ScaleOptions | undefined;
   /**
@@ -116,7 +131,7 @@ export const QUICK_LEVELS: readonly Level[] = [
 
 const USAGE =
   'usage: npm run bench -- [--quick] [--scale] [--out FILE] [--checkouts N] [--concurrency 1,10,100,500] ' +
-  '[--modes floor,checkout,direct] [--floor-kind auto|activity|local] [--warmup N] [--workflow-slots N] ' +
+  '[--modes floor,checkout,direct] [--floor-kind auto|activity|local] [--warmup N] [--rounds N] [--workflow-slots N] ' +
   '[--activity-slots N] [--waiting N] [--waiting-poll-ms N] [--waiting-timeout-ms N]';
 
 function positive(name: string, value: string | undefined, fallback: number): number {
@@ -139,6 +154,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       concurrency: { type: 'string' },
       modes: { type: 'string' },
       warmup: { type: 'string' },
+      rounds: { type: 'string' },
       'workflow-slots': { type: 'string' },
       'activity-slots': { type: 'string' },
       waiting: { type: 'string' },
@@ -199,6 +215,11 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
         workersCheckouts: quick ? 300 : 600,
       }
     : undefined;
+  const rounds = positive('rounds', values.rounds, 2);
+  if (rounds < 1) throw new Error('--rounds must be at least 1');
+  if (levels.some((l) => l.checkouts < rounds)) {
+    throw new Error(`--rounds ${rounds}: every level needs at least that many checkouts`);
+  }
   const floorKind = values['floor-kind'] ?? 'auto';
   if (floorKind !== 'auto' && floorKind !== 'activity' && floorKind !== 'local') {
     throw new Error(`--floor-kind takes auto, activity or local; got '${floorKind}'`);
@@ -208,6 +229,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       levels,
       modes,
       warmup: positive('warmup', values.warmup, quick ? 10 : 50),
+      rounds,
       tuning,
       scale,
       floorKind,
@@ -334,24 +356,37 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
     log(`\n${liveHeader()}`);
     const runs: RunFigures[] = [];
     for (const level of options.levels) {
+      const done = new Map<Mode, RoundResult[]>(options.modes.map((m) => [m, []]));
+      for (let round = 0; round < options.rounds; round++) {
+        // Split as evenly as the count allows; every round gets at least one checkout.
+        const count =
+          Math.floor(level.checkouts / options.rounds) + (round < level.checkouts % options.rounds ? 1 : 0);
+        for (const mode of roundOrder(options.modes, round)) {
+          const result = await runModeRound(
+            env,
+            {
+              mode,
+              floorKind,
+              concurrency: level.concurrency,
+              count,
+              label: `${env.runId}-${mode}-c${level.concurrency}-r${round}`,
+              taskQueue: taskQueue(mode),
+              workers: workers[mode],
+            },
+            progressLine(
+              `${mode} at ${level.concurrency}${options.rounds > 1 ? `, round ${round + 1}/${options.rounds}` : ''}`,
+              log,
+            ),
+          );
+          clearProgress();
+          done.get(mode)?.push(result);
+          if (result.figures.firstFailure) log(`    first failure: ${result.figures.firstFailure}`);
+        }
+      }
       for (const mode of options.modes) {
-        const figures = await runMode(
-          env,
-          {
-            mode,
-            floorKind,
-            concurrency: level.concurrency,
-            count: level.checkouts,
-            label: `${env.runId}-${mode}-c${level.concurrency}`,
-            taskQueue: taskQueue(mode),
-            workers: workers[mode],
-          },
-          progressLine(`${mode} at ${level.concurrency}`, log),
-        );
-        clearProgress();
+        const figures = mergeRounds(done.get(mode) ?? []);
         runs.push(figures);
         log(liveRow(figures));
-        if (figures.firstFailure) log(`    first failure: ${figures.firstFailure}`);
       }
     }
 

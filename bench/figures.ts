@@ -62,6 +62,94 @@ export interface RunFigures {
   readonly cpuMsPerCheckout: CpuFigures;
   /** Orders whose PaymentIntents show exactly one successful charge (checkout and direct only). */
   readonly chargedExactlyOnce: number | undefined;
+  /** How many interleaved rounds these figures merge (`mergeRounds`). */
+  readonly rounds: number;
+}
+
+/** One round of one mode at one level: its figures and the latencies they summarize. */
+export interface RoundResult {
+  readonly figures: RunFigures;
+  readonly latenciesMs: readonly number[];
+}
+
+/**
+ * The order in which round `round` runs the modes of a level: as given in even rounds, reversed in
+ * odd ones (floor, checkout, direct, direct, checkout, floor). Every mode then sits at the same
+ * average position, so whatever drifts during a run in one direction (the dev server's in-memory
+ * database grows with every workflow it keeps, and in a single pass the mode that runs second
+ * measured 10 ms of server CPU more per checkout than the same mode run first) weighs on all modes alike.
+ */
+export function roundOrder<T>(modes: readonly T[], round: number): T[] {
+  return round % 2 === 0 ? [...modes] : [...modes].reverse();
+}
+
+/**
+ * Merges the rounds of one mode at one level into the figures of one run: counts and time add up,
+ * throughput is all checkouts over all the time spent on them, latency percentiles come from every
+ * latency, CPU per checkout is the total over the total, memory is the highest peak.
+ */
+export function mergeRounds(rounds: readonly RoundResult[]): RunFigures {
+  const first = rounds[0];
+  if (first === undefined) throw new Error('mergeRounds needs at least one round');
+  const figures = rounds.map((r) => r.figures);
+  const sum = (f: (r: RunFigures) => number): number => figures.reduce((s, r) => s + f(r), 0);
+  const completed = sum((r) => r.completed);
+  const elapsedMs = sum((r) => r.elapsedMs);
+  const stripeRequests = sum((r) => r.stripeRequests);
+  const byRoute: Record<string, number> = {};
+  for (const r of figures) {
+    for (const [route, n] of Object.entries(r.stripeRequestsByRoute))
+      byRoute[route] = (byRoute[route] ?? 0) + n;
+  }
+  /** Per-checkout CPU back to totals, summed, over all completed checkouts. */
+  const cpu = (f: (c: CpuFigures) => number | undefined): number | undefined => {
+    if (figures.some((r) => f(r.cpuMsPerCheckout) === undefined)) return undefined;
+    const total = figures.reduce(
+      (s, r) => s + (r.completed === 0 ? 0 : (f(r.cpuMsPerCheckout) ?? 0) * r.completed),
+      0,
+    );
+    return completed === 0 ? Number.NaN : total / completed;
+  };
+  const peak = (f: (r: RunFigures) => number | undefined): number | undefined => {
+    const values = figures.map(f).filter((v): v is number => v !== undefined);
+    return values.length === 0 ? undefined : Math.max(...values);
+  };
+  const memories = figures.map((r) => r.workerMemory).filter((m): m is MemoryFigures => m !== undefined);
+  const charged = figures.map((r) => r.chargedExactlyOnce);
+  return {
+    mode: first.figures.mode,
+    concurrency: first.figures.concurrency,
+    workerProcesses: first.figures.workerProcesses,
+    requested: sum((r) => r.requested),
+    completed,
+    failed: sum((r) => r.failed),
+    firstFailure: figures.find((r) => r.firstFailure !== undefined)?.firstFailure,
+    elapsedMs,
+    checkoutsPerSecond: elapsedMs === 0 ? Number.NaN : (completed / elapsedMs) * 1000,
+    latencyMs: summarize(rounds.flatMap((r) => r.latenciesMs)),
+    stripeRequests,
+    stripeRequestsPerCheckout: completed === 0 ? Number.NaN : stripeRequests / completed,
+    stripeRequestsByRoute: byRoute,
+    workerMemory:
+      memories.length === 0
+        ? undefined
+        : {
+            measured: 'worker child processes',
+            processes: Math.max(...memories.map((m) => m.processes)),
+            peakRssMiB: Math.max(...memories.map((m) => m.peakRssMiB)),
+            peakHeapUsedMiB: Math.max(...memories.map((m) => m.peakHeapUsedMiB)),
+          },
+    serverPeakRssMiB: peak((r) => r.serverPeakRssMiB),
+    cpuMsPerCheckout: {
+      serverMs: cpu((c) => c.serverMs),
+      workerMs: cpu((c) => c.workerMs),
+      benchProcessMs: cpu((c) => c.benchProcessMs) ?? Number.NaN,
+    },
+    chargedExactlyOnce: charged.some((c) => c === undefined)
+      ? undefined
+      : charged.reduce((s: number, c) => s + (c ?? 0), 0),
+    rounds: rounds.length,
+  };
 }
 
 export interface Ratio {

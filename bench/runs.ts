@@ -36,6 +36,7 @@ import {
   toMiB,
   type MemoryFigures,
   type Mode,
+  type RoundResult,
   type RunFigures,
 } from './figures';
 import type { BenchWorker, MemorySample } from './worker-host';
@@ -319,6 +320,15 @@ function checkoutsFor(env: BenchEnvironment, spec: RunSpec): Checkouts {
 }
 
 export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Progress): Promise<RunFigures> {
+  return (await runModeRound(env, spec, progress)).figures;
+}
+
+/** One run of a mode, with its raw latencies so that rounds can be merged (`mergeRounds`). */
+export async function runModeRound(
+  env: BenchEnvironment,
+  spec: RunSpec,
+  progress: Progress,
+): Promise<RoundResult> {
   const checkouts = checkoutsFor(env, spec);
   try {
     const workersBefore = await Promise.all(spec.workers.map((w) => w.memory({ reset: true })));
@@ -342,7 +352,7 @@ export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Pr
     const completed = loop.latenciesMs.length;
     const perCheckout = (ms: number): number => (completed === 0 ? Number.NaN : ms / completed);
     const workerCpuMs = workersAfter.reduce((s, m, i) => s + m.cpuMs - (workersBefore[i]?.cpuMs ?? 0), 0);
-    return {
+    const figures: RunFigures = {
       mode: spec.mode,
       concurrency: spec.concurrency,
       workerProcesses: spec.workers.length,
@@ -370,7 +380,9 @@ export async function runMode(env: BenchEnvironment, spec: RunSpec, progress: Pr
         spec.mode === 'checkout' || spec.mode === 'direct'
           ? await chargedExactlyOnce(env, loop.orderIds)
           : undefined,
+      rounds: 1,
     };
+    return { figures, latenciesMs: loop.latenciesMs };
   } finally {
     await checkouts.close();
   }

@@ -56,7 +56,15 @@ const READY_TIMEOUT_MS = 120_000;
 
 export async function startBenchWorker(spec: BenchWorkerSpec): Promise<BenchWorker> {
   const child: ChildProcess = fork(require.resolve('./worker-process'), [JSON.stringify(spec)], {
-    execArgv: ['--require', require.resolve('tsx/cjs'), '--expose-gc'],
+    // BENCH_WORKER_CPU_PROF=<dir> writes a V8 CPU profile of each worker process there (docs/benchmarks.md).
+    execArgv: [
+      '--require',
+      require.resolve('tsx/cjs'),
+      '--expose-gc',
+      ...(process.env.BENCH_WORKER_CPU_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_WORKER_CPU_PROF}`]
+        : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

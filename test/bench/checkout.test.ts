@@ -5,7 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { allGood, parseOptions, runBenchmark, type BenchReport } from '../../bench/checkout';
-import { DEFAULT_MODES, percentile, ratios, summarize } from '../../bench/figures';
+import {
+  DEFAULT_MODES,
+  mergeRounds,
+  percentile,
+  ratios,
+  roundOrder,
+  summarize,
+  type RoundResult,
+} from '../../bench/figures';
 
 function finitePositive(v: number | undefined, what: string): void {
   assert.ok(
@@ -35,6 +43,7 @@ describe('checkout benchmark', function () {
     assert.equal(report.runs.length, 2 * DEFAULT_MODES.length);
     for (const run of report.runs) {
       assert.equal(run.requested, 5);
+      assert.equal(run.rounds, 2, 'split into two interleaved rounds by default');
       assert.equal(run.completed, 5, `${run.mode} at ${run.concurrency}: ${run.firstFailure ?? ''}`);
       assert.equal(run.failed, 0);
     }
@@ -129,6 +138,7 @@ describe('benchmark figures', function () {
       serverPeakRssMiB: undefined,
       cpuMsPerCheckout: { serverMs: 1, workerMs: 1, benchProcessMs: 1 },
       chargedExactlyOnce: undefined,
+      rounds: 1,
     };
     const latency = (p99: number) => ({ p50: p99 / 2, p95: p99, p99, max: p99, mean: p99 / 2 });
     const [r] = ratios([
@@ -147,5 +157,65 @@ describe('benchmark figures', function () {
     assert.equal(r.meetsThroughput, true);
     assert.equal(r.meetsP99, false);
     assert.equal(r.directToCheckoutThroughput, 2);
+  });
+
+  it('mirrors the order of the modes in every other round', function () {
+    assert.deepEqual(roundOrder(['floor', 'checkout', 'direct'], 0), ['floor', 'checkout', 'direct']);
+    assert.deepEqual(roundOrder(['floor', 'checkout', 'direct'], 1), ['direct', 'checkout', 'floor']);
+    assert.deepEqual(roundOrder(['floor', 'checkout'], 2), ['floor', 'checkout']);
+  });
+
+  it('merges rounds: totals over totals, percentiles over every latency, highest peaks', function () {
+    const round = (
+      completed: number,
+      elapsedMs: number,
+      serverMs: number,
+      latenciesMs: number[],
+      peakRssMiB: number,
+    ): RoundResult => ({
+      latenciesMs,
+      figures: {
+        mode: 'checkout',
+        concurrency: 2,
+        workerProcesses: 1,
+        requested: completed + 1,
+        completed,
+        failed: 1,
+        firstFailure: completed === 2 ? 'first' : 'second',
+        elapsedMs,
+        checkoutsPerSecond: (completed / elapsedMs) * 1000,
+        latencyMs: summarize(latenciesMs),
+        stripeRequests: completed * 2,
+        stripeRequestsPerCheckout: 2,
+        stripeRequestsByRoute: { 'POST /v1/payment_intents': completed },
+        workerMemory: { measured: 'worker child processes', processes: 1, peakRssMiB, peakHeapUsedMiB: 10 },
+        serverPeakRssMiB: peakRssMiB * 2,
+        cpuMsPerCheckout: { serverMs, workerMs: 1, benchProcessMs: 2 },
+        chargedExactlyOnce: completed,
+        rounds: 1,
+      },
+    });
+    const merged = mergeRounds([
+      round(2, 1000, 10, [100, 300], 50),
+      round(6, 1000, 30, [1, 2, 3, 4, 5, 6], 70),
+    ]);
+    assert.equal(merged.completed, 8);
+    assert.equal(merged.failed, 2);
+    assert.equal(merged.requested, 10);
+    assert.equal(merged.firstFailure, 'first');
+    assert.equal(merged.elapsedMs, 2000);
+    assert.equal(merged.checkoutsPerSecond, 4);
+    assert.deepEqual(merged.latencyMs, summarize([100, 300, 1, 2, 3, 4, 5, 6]));
+    assert.equal(merged.stripeRequests, 16);
+    assert.equal(merged.stripeRequestsPerCheckout, 2);
+    assert.deepEqual(merged.stripeRequestsByRoute, { 'POST /v1/payment_intents': 8 });
+    // (2 × 10 + 6 × 30) / 8
+    assert.equal(merged.cpuMsPerCheckout.serverMs, 25);
+    assert.equal(merged.cpuMsPerCheckout.workerMs, 1);
+    assert.equal(merged.workerMemory?.peakRssMiB, 70);
+    assert.equal(merged.serverPeakRssMiB, 140);
+    assert.equal(merged.chargedExactlyOnce, 8);
+    assert.equal(merged.rounds, 2);
+    assert.throws(() => mergeRounds([]), /at least one round/);
   });
 });
