@@ -31,12 +31,15 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
+import { tracingExports } from './observability/tracing';
 import type { TemporalConfig } from './config';
 import {
   CHECKOUT_WORKFLOW_TYPES,
   CheckoutStateAttr,
   NeedsAttentionSinceAttr,
   OrderIdAttr,
+  PROCESSING,
+  TRACED_MEMO,
   StripePaymentIntentIdAttr,
   TASK_QUEUE,
   cancelUpdate,
@@ -176,10 +179,11 @@ export async function startCheckout(
       args: [checked],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: { terms },
+      // Traced runs carry the workflow tracing interceptors wherever they run (observability/workflow-tracing.ts).
+      memo: { terms, ...(tracingExports() ? { [TRACED_MEMO]: true } : {}) },
       typedSearchAttributes: [
         { key: OrderIdAttr, value: checked.orderId },
-        { key: CheckoutStateAttr, value: 'validating' },
+        { key: CheckoutStateAttr, value: PROCESSING },
       ],
       staticSummary: `Checkout for order ${checked.orderId}: ${checked.amount} ${checked.currency}`,
       staticDetails:
@@ -278,10 +282,11 @@ export async function startHostedCheckout(
       args: [checked],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: { terms },
+      // Traced runs carry the workflow tracing interceptors wherever they run (observability/workflow-tracing.ts).
+      memo: { terms, ...(tracingExports() ? { [TRACED_MEMO]: true } : {}) },
       typedSearchAttributes: [
         { key: OrderIdAttr, value: checked.orderId },
-        { key: CheckoutStateAttr, value: 'validating' },
+        { key: CheckoutStateAttr, value: PROCESSING },
       ],
       staticSummary: `Hosted checkout for order ${checked.orderId}: ${checked.amount} ${checked.currency}`,
       staticDetails:
@@ -365,7 +370,8 @@ export async function resolveCheckout(
 }
 
 export interface CheckoutListFilter {
-  readonly state?: CheckoutState;
+  /** The `CheckoutState` search attribute: `processing` or a state a checkout rests in (`SEARCHABLE_STATES`). */
+  readonly state?: string;
   readonly orderId?: string;
   /** Only checkouts parked for an operator (they carry `NeedsAttentionSince`). */
   readonly needsAttention?: boolean;

@@ -32,8 +32,8 @@ import type Stripe from 'stripe';
 import { createActivities } from './activities';
 import { loadConfig, redactConfig, type AppConfig } from './config';
 import {
-  WORKFLOW_INTERCEPTOR_MODULES,
   redactText,
+  WORKFLOW_INTERCEPTOR_MODULES,
   startObservability,
   workerInterceptors,
   workerSinks,
@@ -43,11 +43,14 @@ import { stripeClientFromConfig } from './stripe/client';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 
-/** The workflow bundle, built on first use and shared by every worker in this process. */
+/**
+ * The workflow bundle, built on first use and shared by every worker in this process. The same
+ * whatever this process's tracing: which runs carry the tracing interceptors is decided by each
+ * run's start (src/observability/workflow-tracing.ts).
+ */
 export function checkoutWorkflowBundle(): Promise<WorkflowBundle> {
   bundle ??= bundleWorkflowCode({
     workflowsPath: require.resolve('./workflows'),
-    // Tracing and the product's state counters (src/observability); they add no commands.
     workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
   }).then((b) => ({ code: b.code }));

@@ -64,7 +64,7 @@ import {
   type ReconcileRun,
 } from '../reconciler/schedule';
 import {
-  CHECKOUT_STATES,
+  SEARCHABLE_STATES,
   RECONCILER_FINDING_KINDS,
   validateCaseResolveRequest,
   validateCancelRequest,
@@ -75,7 +75,6 @@ import {
   validateRetryPaymentRequest,
   validateRetryProvisioningRequest,
   type CheckoutInput,
-  type CheckoutState,
   type CheckoutStatus,
   type HostedCheckoutInput,
   type CaseResolution,
@@ -128,7 +127,7 @@ export type Command =
   | { readonly name: 'status'; readonly orderId: string; readonly json: boolean }
   | {
       readonly name: 'list';
-      readonly state: CheckoutState | undefined;
+      readonly state: string | undefined;
       readonly needsAttention: boolean;
       readonly limit: number;
       readonly json: boolean;
@@ -368,9 +367,10 @@ export function parseCommand(argv: readonly string[]): Command {
     case 'list': {
       const limit = integer(problems, 'limit', values.limit) ?? 20;
       if (limit < 1 || limit > 1000) problems.push('--limit: must be from 1 to 1000');
-      const state = values.state === undefined ? undefined : CHECKOUT_STATES.find((s) => s === values.state);
+      const state =
+        values.state === undefined ? undefined : SEARCHABLE_STATES.find((s) => s === values.state);
       if (values.state !== undefined && state === undefined) {
-        problems.push(`--state: must be one of ${CHECKOUT_STATES.join(', ')}`);
+        problems.push(`--state: must be one of ${SEARCHABLE_STATES.join(', ')}`);
       }
       return finish(() => ({ name, state, needsAttention: values['needs-attention'] === true, limit, json }));
     }

@@ -10,6 +10,7 @@
 import {
   AMOUNT_MAX,
   CHECKOUT_STATES,
+  SEARCHABLE_STATES,
   HOSTED_PAYMENT_METHOD_TYPES,
   ORDER_ID_MAX_LENGTH,
   QUANTITY_MAX,
@@ -194,7 +195,13 @@ export function openApiDocument(): Json {
         get: {
           summary: 'List checkouts (Temporal visibility, eventually consistent)',
           parameters: [
-            { name: 'state', in: 'query', schema: { type: 'string', enum: [...CHECKOUT_STATES] } },
+            {
+              name: 'state',
+              in: 'query',
+              description:
+                'The CheckoutState search attribute: `processing` while a checkout works through its steps, else the state it rests in (docs/checkout.md).',
+              schema: { type: 'string', enum: [...SEARCHABLE_STATES] },
+            },
             {
               name: 'needsAttention',
               in: 'query',

@@ -36,7 +36,7 @@ import {
   startHostedCheckout,
 } from '../client';
 import {
-  CHECKOUT_STATES,
+  SEARCHABLE_STATES,
   WORKFLOW_ID_PREFIX,
   stripeEventSignal,
   validateCancelRequest,
@@ -230,16 +230,16 @@ function createdBody(input: CheckoutInput, workflowId: string): CheckoutCreated 
 
 function parseListQuery(
   query: unknown,
-): Validation<{ state?: CheckoutState; needsAttention?: boolean; limit: number }> {
+): Validation<{ state?: string; needsAttention?: boolean; limit: number }> {
   const q = isRecord(query) ? query : {};
   const problems: string[] = [];
   for (const k of Object.keys(q)) {
     if (!['state', 'needsAttention', 'limit'].includes(k)) problems.push(`${k}: unknown query parameter`);
   }
-  let state: CheckoutState | undefined;
+  let state: string | undefined;
   if (q.state !== undefined) {
-    const found = CHECKOUT_STATES.find((s) => s === q.state);
-    if (found === undefined) problems.push(`state: must be one of ${CHECKOUT_STATES.join(', ')}`);
+    const found = SEARCHABLE_STATES.find((s) => s === q.state);
+    if (found === undefined) problems.push(`state: must be one of ${SEARCHABLE_STATES.join(', ')}`);
     state = found;
   }
   let needsAttention: boolean | undefined;

@@ -16,7 +16,13 @@ import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { AppConfig } from '../config';
 import { createLogger, type Logger } from './logging';
 import { VisibilityGauges, activityMetricsInterceptor, installRuntime } from './metrics';
-import { activityTracingInterceptor, startTracing, workflowTracingSinks, type Tracing } from './tracing';
+import {
+  activityTracingInterceptor,
+  startTracing,
+  tracingExports,
+  workflowTracingSinks,
+  type Tracing,
+} from './tracing';
 
 export { createLogger, redactText, temporalLogger, type Logger } from './logging';
 export { ProductMetric } from './metric-names';
@@ -27,21 +33,29 @@ export {
   clientTracingInterceptors,
   startTracing,
   traceHttpIntake,
+  tracingExports,
 } from './tracing';
 
 /**
- * Workflow interceptor modules for `bundleWorkflowCode`: OpenTelemetry's (workflow spans, context
- * into activity headers) and ours (state-change counters). Both are deterministic and add no
- * commands, so histories recorded without them replay unchanged.
+ * Workflow interceptor modules for `bundleWorkflowCode`: one, which gives the runs that are traced
+ * OpenTelemetry's workflow interceptors (workflow spans, context into activity headers) and the
+ * others nothing (src/observability/workflow-tracing.ts). Which runs are traced is decided by each
+ * run's start, never by the worker, because a run must replay with the interceptors it ran with.
+ * (The product's state counters are counted by the workflows themselves: `StateMetrics` in
+ * src/workflows/common.ts.)
  */
-export const WORKFLOW_INTERCEPTOR_MODULES: readonly string[] = [
-  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'),
-  require.resolve('./workflow-interceptors'),
-];
+export const WORKFLOW_INTERCEPTOR_MODULES: readonly string[] = [require.resolve('./workflow-tracing')];
 
-/** Activity interceptors: the tracing span outermost, the product counters inside it. */
-export function workerInterceptors(): WorkerInterceptors {
-  return { activity: [activityTracingInterceptor, activityMetricsInterceptor] };
+/**
+ * Activity interceptors: the tracing span outermost (when `tracing`: default, whether this process
+ * exports spans), the product counters inside it.
+ */
+export function workerInterceptors(tracing: boolean = tracingExports()): WorkerInterceptors {
+  return {
+    activity: tracing
+      ? [activityTracingInterceptor, activityMetricsInterceptor]
+      : [activityMetricsInterceptor],
+  };
 }
 
 /** The sink the workflow spans leave the sandbox through (dropped when tracing is off). */

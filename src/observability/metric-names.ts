@@ -1,13 +1,13 @@
 /**
  * The product's own metric names, in one place for the code that emits them, the tests that scrape
- * them and docs/observability.md. Pure constants: the workflow interceptor module imports this file
- * into the deterministic workflow bundle.
+ * them and docs/observability.md. Pure constants: workflow code (`StateMetrics` in
+ * src/workflows/common.ts) imports this file into the deterministic workflow bundle.
  *
  * The endpoint shows them as written here: the runtime's `temporal_` prefix goes on the SDK's own
  * metrics only. Counters carry no `_total` suffix (the runtime's Prometheus exporter default).
  */
 export const ProductMetric = {
-  /** Counter, label `state`: a checkout entered that state (each change of `CheckoutState`). */
+  /** Counter, label `state`: a checkout entered that state (each state change, as its status shows it). */
   stateEntered: 'checkout_state_entered',
   /** Counter: a checkout entered `paid` (counted once per workflow run). */
   chargesSucceeded: 'checkout_charges_succeeded',

@@ -4,8 +4,8 @@
  * and the product's (`checkout_*`, see `metric-names.ts` and docs/observability.md), all emitted
  * through the runtime's metric meter:
  *
- * - counters from the workflow (state changes, charges, reconciliations), by the bundled interceptor
- *   in `workflow-interceptors.ts`, suppressed during replay;
+ * - counters from the workflow (state changes, charges, reconciliations), by `StateMetrics` in
+ *   src/workflows/common.ts, suppressed during replay;
  * - refunds, by an activity interceptor when `createRefund` returns Stripe's answer;
  * - gauges read from Temporal visibility (`VisibilityGauges`): open checkouts by state, how many wait
  *   for an operator and how long the oldest has waited.
@@ -23,7 +23,7 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import {
-  CHECKOUT_STATES,
+  SEARCHABLE_STATES,
   CHECKOUT_WORKFLOW_TYPES,
   CheckoutStateAttr,
   NeedsAttentionSinceAttr,
@@ -142,7 +142,7 @@ export async function readVisibility(client: Client, now: Date = new Date()): Pr
   const running = `ExecutionStatus = 'Running'`;
   const openCheckouts = `${typeIn(CHECKOUT_WORKFLOW_TYPES)} AND ${running}`;
   const openByState: Record<string, number> = {};
-  for (const state of CHECKOUT_STATES) {
+  for (const state of SEARCHABLE_STATES) {
     const { count } = await client.workflow.count(
       `${openCheckouts} AND ${CheckoutStateAttr.name} = '${state}'`,
     );

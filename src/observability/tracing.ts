@@ -96,6 +96,16 @@ export const activityTracingInterceptor: ActivityInterceptorsFactory = (ctx) => 
   outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
 });
 
+/**
+ * Whether this process exports spans: `startTracing` ran with an OTLP exporter or a processor of the
+ * caller's. Without it the process registers no tracing activity interceptor, its Stripe clients
+ * use the SDK's own HTTP client, and the checkouts it starts are not traced runs (their workflows
+ * skip OpenTelemetry's workflow interceptors: workflow-tracing.ts).
+ */
+export function tracingExports(): boolean {
+  return active !== undefined && !(active.spanProcessor instanceof NoopSpanProcessor);
+}
+
 /** The sink workflow spans leave the sandbox through; a dropping one when tracing is off. */
 export function workflowTracingSinks(): InjectedSinks<{ exporter: OpenTelemetryWorkflowExporter }> {
   const tracing = active;

@@ -10,6 +10,7 @@
  * (validating, reconciling, creating), keeps every PaymentIntent.
  */
 import {
+  PROCESSING,
   checkoutWorkflowId,
   type PaymentIntentStatus,
   type ReconcilerFinding,
@@ -70,8 +71,12 @@ export interface Observation {
 }
 
 const UNCONFIRMED: readonly PaymentIntentStatus[] = ['requires_payment_method', 'requires_confirmation'];
-/** States in which a running checkout may still adopt a PaymentIntent it cannot see yet. */
-const ADOPTING_STATES: readonly string[] = ['validating', 'reconciling', 'creating_payment'];
+/**
+ * `CheckoutState` values in which a running checkout may still adopt a PaymentIntent it cannot see
+ * yet: `processing` (where a checkout does not index its PaymentIntent), and the working states runs
+ * from before that index wrote.
+ */
+const ADOPTING_STATES: readonly string[] = [PROCESSING, 'validating', 'reconciling', 'creating_payment'];
 
 /** What must be read before a succeeded PaymentIntent can be judged. */
 export function needsProvisioningCheck(status: PaymentIntentStatus, checkout: CheckoutView): boolean {

@@ -13,13 +13,15 @@
  */
 import Stripe from 'stripe';
 import type { StripeConfig } from '../config';
-import { TracedStripeHttpClient } from '../observability/tracing';
+import { TracedStripeHttpClient, tracingExports } from '../observability/tracing';
 
 export interface StripeClientOptions {
   readonly secretKey: string;
   readonly timeoutMs: number;
   readonly apiBase?:
     { readonly host: string; readonly port: number; readonly protocol: 'http' | 'https' } | undefined;
+  /** A client span per request. Default: whether this process exports spans (`tracingExports`). */
+  readonly traced?: boolean;
 }
 
 /** The API version this SDK release was generated against; pinned so responses never shift shape. */
@@ -31,8 +33,9 @@ export function createStripeClient(options: StripeClientOptions): Stripe {
     maxNetworkRetries: 0,
     timeout: options.timeoutMs,
     telemetry: false,
-    // A client span per request, under the calling activity's span (a no-op without tracing).
-    httpClient: new TracedStripeHttpClient(),
+    // A client span per request, under the calling activity's span; without tracing, the SDK's own
+    // client (no span bookkeeping on every call).
+    ...((options.traced ?? tracingExports()) ? { httpClient: new TracedStripeHttpClient() } : {}),
     ...(options.apiBase
       ? { host: options.apiBase.host, port: options.apiBase.port, protocol: options.apiBase.protocol }
       : {}),

@@ -59,16 +59,15 @@ import {
   stripeWriteActivities,
   writeBudgetLeft,
   rejectInvalid,
+  CheckoutSearchIndex,
+  StateMetrics,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 import {
-  CheckoutStateAttr,
   FailureType,
   MAX_GENERATIONS,
   MONEY_TAKEN_STATES,
   NeedsAttentionSinceAttr,
-  OrderIdAttr,
-  StripePaymentIntentIdAttr,
   TERMINAL_STATES,
   cancelUpdate,
   checkoutWorkflowId,
@@ -141,6 +140,9 @@ class Checkout {
   private readonly opts: { readonly [K in keyof typeof DEFAULTS]: number };
 
   private state: CheckoutState = 'validating';
+  /** The search attributes; written where the checkout rests (see `CheckoutSearchIndex`). */
+  private readonly index = new CheckoutSearchIndex();
+  private readonly metrics = new StateMetrics();
   private generation = 1;
   private paymentMethodId: string;
   private paymentIntent: PaymentIntentSnapshot | undefined;
@@ -186,7 +188,7 @@ class Checkout {
 
   async run(): Promise<CheckoutResult> {
     this.registerHandlers();
-    upsertSearchAttributes([{ key: OrderIdAttr, value: this.input.orderId }]);
+    this.index.begin(this.input.orderId);
     this.setState('validating', 'input valid');
 
     let outcome: Outcome | undefined;
@@ -702,7 +704,7 @@ class Checkout {
   private adopt(pi: PaymentIntentSnapshot): void {
     this.paymentIntent = pi;
     this.remember(pi.id);
-    upsertSearchAttributes([{ key: StripePaymentIntentIdAttr, value: pi.id }]);
+    this.index.adopted(pi.id);
   }
 
   private remember(id: string): void {
@@ -724,8 +726,10 @@ class Checkout {
   }
 
   private setState(state: CheckoutState, reason: string): void {
-    if (state !== this.state) upsertSearchAttributes([{ key: CheckoutStateAttr, value: state }]);
+    const previous = this.state;
     this.state = state;
+    if (state !== previous) this.metrics.entered(state);
+    this.index.stateChanged(previous, state, this.paymentIntent?.id);
     this.record('workflow', `state:${state}`, reason);
   }
 

@@ -3,15 +3,27 @@
  * the read budget, how a failure is described, and the Stripe event dedup. Workflow code: pure and
  * deterministic (no Node built-ins, no I/O).
  */
+import type { MetricCounter, SearchAttributeUpdatePair } from '@temporalio/common';
 import {
   ApplicationFailure,
   TimeoutFailure,
+  metricMeter,
   proxyActivities,
+  upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
-import { SEEN_STRIPE_EVENTS_MAX } from './definitions';
+import { ProductMetric } from '../observability/metric-names';
+import {
+  CheckoutStateAttr,
+  OrderIdAttr,
+  PROCESSING,
+  SEEN_STRIPE_EVENTS_MAX,
+  StripePaymentIntentIdAttr,
+  indexedState,
+  type CheckoutState,
+} from './definitions';
 
 export const SECOND = 1_000;
 export const MINUTE = 60 * SECOND;
@@ -122,4 +134,112 @@ export function stripeReadActivities(stripeCallTimeoutMs: number, summary: strin
 /** An update validator's structural check: throwing rejects the update with every problem named. */
 export function rejectInvalid(v: { ok: true } | { ok: false; problems: readonly string[] }): void {
   if (!v.ok) throw new Error(`invalid request: ${v.problems.join('; ')}`);
+}
+
+/**
+ * What a checkout writes to its search attributes (docs/checkout.md, "What operators can search").
+ *
+ * `CheckoutState` changes only where the checkout rests: `processing` while it works through its
+ * steps (set by `startCheckout` at the start), then the state it waits in (customer action, an
+ * asynchronous payment, a new card, an operator) or ends in. `StripePaymentIntentId` is written with
+ * the first resting state that follows a PaymentIntent, and `OrderId` at the start only if the start
+ * did not carry it. So a card checkout that is paid at once writes its search attributes once, with
+ * its completion: every upsert is a visibility write on the server, and indexing each step (eight
+ * upserts in four workflow tasks) cost about a third of the checkout's throughput
+ * (docs/benchmarks.md). The step itself is always in the status query, the audit trail and the
+ * pending activity the Temporal UI shows.
+ *
+ * Which way a run indexes is decided by its start event alone, so replay is deterministic and no
+ * patch marker is needed (`patched()` would itself upsert `TemporalChangeVersion`, one more
+ * visibility write): a run started with `CheckoutState=processing` indexes where it rests; any
+ * other start (runs from before this change, which `startCheckout` started with `validating`, or a
+ * start by hand without search attributes) upserts as those runs always did: the order id first,
+ * then every state change and every adopted PaymentIntent. docs/changing-workflows.md.
+ */
+export class CheckoutSearchIndex {
+  /** False for runs not started with `CheckoutState=processing`: they upsert every step. */
+  private readonly restingOnly: boolean;
+  private state: string | undefined;
+  private paymentIntentId: string | undefined;
+
+  /** Call in the run's first activation, before any upsert: it reads the start's attributes. */
+  constructor() {
+    const attributes = workflowInfo().typedSearchAttributes;
+    this.state = attributes.get(CheckoutStateAttr);
+    this.restingOnly = this.state === PROCESSING;
+    this.paymentIntentId = attributes.get(StripePaymentIntentIdAttr);
+  }
+
+  /** At the top of a run. */
+  begin(orderId: string): void {
+    if (this.restingOnly && workflowInfo().typedSearchAttributes.get(OrderIdAttr) === orderId) return;
+    upsertSearchAttributes([{ key: OrderIdAttr, value: orderId }]);
+  }
+
+  /** After the checkout moved from `previous` to `state`, following `paymentIntentId` (if any). */
+  stateChanged(previous: CheckoutState, state: CheckoutState, paymentIntentId: string | undefined): void {
+    if (!this.restingOnly) {
+      if (state !== previous) upsertSearchAttributes([{ key: CheckoutStateAttr, value: state }]);
+      return;
+    }
+    const value = indexedState(state);
+    const pairs: SearchAttributeUpdatePair[] = [];
+    if (value !== this.state) {
+      pairs.push({ key: CheckoutStateAttr, value });
+      this.state = value;
+    }
+    if (value !== PROCESSING && paymentIntentId !== undefined && paymentIntentId !== this.paymentIntentId) {
+      pairs.push({ key: StripePaymentIntentIdAttr, value: paymentIntentId });
+      this.paymentIntentId = paymentIntentId;
+    }
+    if (pairs.length > 0) upsertSearchAttributes(pairs);
+  }
+
+  /** The checkout follows `paymentIntentId` now. Indexed with the next resting state. */
+  adopted(paymentIntentId: string): void {
+    if (!this.restingOnly)
+      upsertSearchAttributes([{ key: StripePaymentIntentIdAttr, value: paymentIntentId }]);
+  }
+}
+
+/**
+ * The product's state counters (docs/observability.md), counted where the state changes. The
+ * workflow metric meter drops values while a workflow replays, so a worker that rebuilds a checkout
+ * from history does not count its past again; a workflow task that ran but never reached the server
+ * (the worker died) is counted by both runs of it.
+ */
+export class StateMetrics {
+  private readonly stateEntered: MetricCounter;
+  private readonly chargesSucceeded: MetricCounter;
+  private readonly reconciliations: MetricCounter;
+  /** Set during replay too, so a rebuilt checkout never counts its charge a second time. */
+  private paidCounted = false;
+
+  constructor() {
+    this.stateEntered = metricMeter.createCounter(
+      ProductMetric.stateEntered,
+      '1',
+      'Checkouts that entered a state, by state',
+    );
+    this.chargesSucceeded = metricMeter.createCounter(
+      ProductMetric.chargesSucceeded,
+      '1',
+      'Checkouts whose payment Stripe shows succeeded (entered paid)',
+    );
+    this.reconciliations = metricMeter.createCounter(
+      ProductMetric.reconciliations,
+      '1',
+      'Times a checkout read Stripe before any write (entered reconciling)',
+    );
+  }
+
+  /** `state`: a checkout state, or a reconciler case's (`resolved`). */
+  entered(state: string): void {
+    this.stateEntered.add(1, { state });
+    if (state === 'reconciling') this.reconciliations.add(1);
+    if (state === 'paid' && !this.paidCounted) {
+      this.paidCounted = true;
+      this.chargesSucceeded.add(1);
+    }
+  }
 }

@@ -385,6 +385,38 @@ export const CHECKOUT_STATES = [
 ] as const;
 export type CheckoutState = (typeof CHECKOUT_STATES)[number];
 
+/**
+ * The steps a checkout works through without waiting on anyone or anything outside it. On the
+ * happy path all of them pass in well under a second. The `CheckoutState` search attribute shows
+ * them together as `processing`; the status query and the audit trail name each one
+ * (docs/checkout.md, "What operators can search").
+ */
+export const WORKING_STATES: readonly CheckoutState[] = [
+  'validating',
+  'reconciling',
+  'creating_payment',
+  'confirming_payment',
+  'paid',
+  'provisioning',
+];
+/**
+ * Memo field a checkout's start sets when the starting process exports spans: the run then carries
+ * OpenTelemetry's workflow interceptors on every worker that runs or replays it
+ * (src/observability/workflow-tracing.ts).
+ */
+export const TRACED_MEMO = 'traced';
+/** The `CheckoutState` search attribute's value for every working state. */
+export const PROCESSING = 'processing';
+/** What the `CheckoutState` search attribute holds for a checkout in `state`. */
+export function indexedState(state: CheckoutState): string {
+  return WORKING_STATES.includes(state) ? PROCESSING : state;
+}
+/**
+ * Every value `CheckoutState` can hold: `processing` and the states where a checkout rests, and,
+ * in runs started before the checkout indexed only those, the working states too.
+ */
+export const SEARCHABLE_STATES: readonly string[] = [PROCESSING, ...CHECKOUT_STATES];
+
 /** States the workflow ends in. `needs_attention` is not one: it waits for an operator. */
 export const TERMINAL_STATES: readonly CheckoutState[] = [
   'completed',

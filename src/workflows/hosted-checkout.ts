@@ -45,12 +45,9 @@ import {
 } from '@temporalio/workflow';
 import type { CheckoutActivities } from '../activities';
 import {
-  CheckoutStateAttr,
   FailureType,
   MONEY_TAKEN_STATES,
   NeedsAttentionSinceAttr,
-  OrderIdAttr,
-  StripePaymentIntentIdAttr,
   TERMINAL_STATES,
   cancelUpdate,
   checkoutSessionIdempotencyKey,
@@ -95,6 +92,8 @@ import {
   stripeWriteActivities,
   writeBudgetLeft,
   rejectInvalid,
+  CheckoutSearchIndex,
+  StateMetrics,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 
@@ -148,6 +147,9 @@ class HostedCheckout {
   private readonly opts: { readonly [K in keyof typeof DEFAULTS]: number };
 
   private state: CheckoutState = 'validating';
+  /** The search attributes; written where the checkout rests (see `CheckoutSearchIndex`). */
+  private readonly index = new CheckoutSearchIndex();
+  private readonly metrics = new StateMetrics();
   private session: CheckoutSessionSnapshot | undefined;
   /** The hosted page's address as created; the session's own `url` turns null once it closes. */
   private sessionUrl: string | null = null;
@@ -191,7 +193,7 @@ class HostedCheckout {
 
   async run(): Promise<CheckoutResult> {
     this.registerHandlers();
-    upsertSearchAttributes([{ key: OrderIdAttr, value: this.input.orderId }]);
+    this.index.begin(this.input.orderId);
     this.setState('validating', 'input valid (hosted checkout)');
 
     let outcome: Outcome | undefined;
@@ -699,14 +701,14 @@ class HostedCheckout {
     const pi = session.paymentIntentId;
     if (pi !== undefined && !this.paymentIntentIds.includes(pi)) {
       this.paymentIntentIds.push(pi);
-      upsertSearchAttributes([{ key: StripePaymentIntentIdAttr, value: pi }]);
+      this.index.adopted(pi);
     }
   }
 
   private adoptPaymentIntent(pi: PaymentIntentSnapshot): void {
     this.paymentIntent = pi;
     if (!this.paymentIntentIds.includes(pi.id)) this.paymentIntentIds.push(pi.id);
-    upsertSearchAttributes([{ key: StripePaymentIntentIdAttr, value: pi.id }]);
+    this.index.adopted(pi.id);
   }
 
   private park(reason: NeedsAttentionReason, detail: string, retryAllowed: boolean): 'needs_attention' {
@@ -725,8 +727,10 @@ class HostedCheckout {
 
   private setState(state: CheckoutState, reason: string): void {
     if (state === this.state && state !== 'needs_attention') return;
-    if (state !== this.state) upsertSearchAttributes([{ key: CheckoutStateAttr, value: state }]);
+    const previous = this.state;
     this.state = state;
+    if (state !== previous) this.metrics.entered(state);
+    this.index.stateChanged(previous, state, this.paymentIntent?.id ?? this.paymentIntentIds.at(-1));
     this.record('workflow', `state:${state}`, reason);
   }
 

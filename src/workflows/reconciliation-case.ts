@@ -35,6 +35,7 @@ import {
   type ReconciliationCaseResult,
   type ReconciliationCaseStatus,
 } from './definitions';
+import { StateMetrics } from './common';
 
 export async function reconciliationCase(input: ReconciliationCaseInput): Promise<ReconciliationCaseResult> {
   const finding = input?.finding;
@@ -54,6 +55,7 @@ export async function reconciliationCase(input: ReconciliationCaseInput): Promis
   }
   const caseWorkflowId = workflowInfo().workflowId;
   let state: CaseState = 'needs_attention';
+  const metrics = new StateMetrics();
   let resolution: (CaseResolveRequest & { readonly at: string }) | undefined;
   const audit: AuditEntry[] = [
     {
@@ -82,6 +84,7 @@ export async function reconciliationCase(input: ReconciliationCaseInput): Promis
       resolution = { actor: request.actor, reason: request.reason, outcome: request.outcome, at };
       audit.push({ at, actor: request.actor, action: `resolve:${request.outcome}`, reason: request.reason });
       state = 'resolved';
+      metrics.entered('resolved');
       upsertSearchAttributes([
         { key: CheckoutStateAttr, value: 'resolved' },
         { key: NeedsAttentionSinceAttr, value: null },

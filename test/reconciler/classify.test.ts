@@ -90,6 +90,16 @@ describe('reconciler classify', () => {
         assert.equal(classify(obs('requires_confirmation', running), NOW_MS, GRACE_MS), undefined, state);
       }
     });
+
+    it('is left alone while a checkout indexed as processing follows an earlier PaymentIntent (a new card after a decline)', () => {
+      // `processing` covers creating_payment: the checkout may be about to adopt this one.
+      for (const state of ['processing', 'validating', 'reconciling', 'creating_payment']) {
+        const running: CheckoutView = { kind: 'running', state, paymentIntentId: 'pi_earlier' };
+        assert.equal(classify(obs('requires_confirmation', running), NOW_MS, GRACE_MS), undefined, state);
+      }
+      const resting: CheckoutView = { kind: 'running', state: 'declined', paymentIntentId: 'pi_earlier' };
+      assert.equal(classify(obs('requires_confirmation', resting), NOW_MS, GRACE_MS)?.kind, 'orphan');
+    });
   });
 
   describe('succeeded PaymentIntents', () => {

@@ -40,11 +40,14 @@ const CHANGE: Record<Variant, string> = {
   deprecated: `__changeDeprecatePatch('${PATCH_ID}'); await __changeSleep(1);`,
 };
 
-/** src/workflows copied with the change at the top of the checkout workflow's body. */
+/**
+ * src copied with the change at the top of the checkout workflow's body (all of src, because the
+ * workflows import a few pure modules beside them, e.g. the metric names).
+ */
 async function bundleVariant(dir: string, variant: Variant): Promise<WorkflowBundle> {
-  const copy = path.join(dir, variant);
-  cpSync(path.join(ROOT, 'src', 'workflows'), copy, { recursive: true });
-  const file = path.join(copy, 'checkout.ts');
+  const copy = path.join(dir, variant, 'src');
+  cpSync(path.join(ROOT, 'src'), copy, { recursive: true });
+  const file = path.join(copy, 'workflows', 'checkout.ts');
   const source = readFileSync(file, 'utf8');
   const at = source.indexOf(ENTRY);
   assert.ok(at >= 0, `src/workflows/checkout.ts declares ${ENTRY}`);
@@ -57,7 +60,7 @@ async function bundleVariant(dir: string, variant: Variant): Promise<WorkflowBun
     source.slice(bodyStart);
   writeFileSync(file, changed);
   const { code } = await bundleWorkflowCode({
-    workflowsPath: path.join(copy, 'index.ts'),
+    workflowsPath: path.join(copy, 'workflows', 'index.ts'),
     workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     // The copy lives outside the repository; its packages are the repository's.

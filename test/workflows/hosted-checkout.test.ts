@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { defaultPayloadConverter } from '@temporalio/common';
 import Stripe from 'stripe';
 import {
   CheckoutConflictError,
@@ -232,7 +233,16 @@ describe('hosted checkout workflow', function () {
       listed.map((e) => e.state),
       ['completed'],
     );
-    await recordHistory(h, checkoutWorkflowId(input.orderId), 'hosted-paid');
+    assert.equal(listed[0]?.paymentIntentId, result.paymentIntentId);
+    // Indexed where it rested (docs/checkout.md): waiting on the page, working (paid, provisioning), completed.
+    const history = await h.client.workflow.getHandle(checkoutWorkflowId(input.orderId)).fetchHistory();
+    const indexedStates = (history.events ?? []).flatMap((e) => {
+      const field =
+        e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.CheckoutState;
+      return field ? [defaultPayloadConverter.fromPayload(field)] : [];
+    });
+    assert.deepEqual(indexedStates, ['awaiting_customer_action', 'processing', 'completed']);
+    await recordHistory(h, checkoutWorkflowId(input.orderId), 'hosted-paid-indexed-at-rest');
   });
 
   it('returns the same session and URL to a duplicate start, concurrent or later, and refuses other terms; a card start finds the same checkout', async function () {
