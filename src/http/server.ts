@@ -75,7 +75,24 @@ export interface HttpIntakeOptions {
    * request lines. Default: no log.
    */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Webhook deliveries being handed to checkouts at once; beyond it a delivery is answered 503 at
+   * once (with `Retry-After`) and Stripe delivers it again later. Default 256.
+   */
+  readonly webhookMaxInFlight?: number;
+  /**
+   * How long a delivery may wait for its signal to be accepted before it is answered 503 (the
+   * signal may still land; the redelivery is then a duplicate, which the checkout ignores by event
+   * id). Below Stripe's own wait for an answer. Default 8000 ms.
+   */
+  readonly webhookSignalTimeoutMs?: number;
 }
+
+/** Defaults of `HttpIntakeOptions.webhookMaxInFlight` / `webhookSignalTimeoutMs`. */
+export const WEBHOOK_MAX_IN_FLIGHT = 256;
+export const WEBHOOK_SIGNAL_TIMEOUT_MS = 8_000;
+/** Seconds a shed or slow delivery's 503 asks the sender to wait. */
+const WEBHOOK_RETRY_AFTER_S = 5;
 
 export interface HttpIntake {
   readonly url: string;
@@ -279,6 +296,9 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 /** Builds the app without listening (tests use `inject`, the stack uses `startHttpIntake`). */
 export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   const { client, taskQueue, webhookSecrets } = options;
+  const maxInFlight = options.webhookMaxInFlight ?? WEBHOOK_MAX_IN_FLIGHT;
+  const signalTimeoutMs = options.webhookSignalTimeoutMs ?? WEBHOOK_SIGNAL_TIMEOUT_MS;
+  let webhooksInFlight = 0;
   // JSON lines with secrets redacted by field and by value (src/observability/logging.ts).
   const loggerInstance: FastifyBaseLogger | undefined =
     options.logLevel === undefined
@@ -496,13 +516,47 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
       ) {
         return { received: true, eventId: event.id, signaled: false };
       }
-      try {
-        await client.workflow.getHandle(routed.workflowId).signal(stripeEventSignal, {
+      // Under a burst (thousands of customers finishing 3-D Secure at once) an answer that waits
+      // for Temporal would hold Stripe's connection past its timeout, and every timed-out attempt
+      // comes back as more load. Shed instead: a fast 503 is retried by Stripe with backoff.
+      if (webhooksInFlight >= maxInFlight) {
+        return reply
+          .code(503)
+          .header('retry-after', String(WEBHOOK_RETRY_AFTER_S))
+          .send({ error: { code: 'overloaded', message: 'Too many deliveries in progress; retry later' } });
+      }
+      webhooksInFlight += 1;
+      const signaled = client.workflow
+        .getHandle(routed.workflowId)
+        .signal(stripeEventSignal, {
           eventId: routed.eventId,
           type: routed.type,
           objectId: routed.objectId,
           ...(paymentIntentId === undefined ? {} : { paymentIntentId }),
+        })
+        .finally(() => {
+          webhooksInFlight -= 1;
         });
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), signalTimeoutMs);
+      });
+      try {
+        const first = await Promise.race([signaled, deadline]);
+        if (first === 'timeout') {
+          // The signal is still on its way and may land; its failure is no longer anyone's answer.
+          signaled.catch(() => undefined);
+          request.log.warn({ eventId: event.id }, 'signalling the checkout is slow; asked Stripe to retry');
+          return reply
+            .code(503)
+            .header('retry-after', String(WEBHOOK_RETRY_AFTER_S))
+            .send({
+              error: {
+                code: 'temporal_slow',
+                message: 'The checkout did not take the event in time; retry later',
+              },
+            });
+        }
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) {
           // The checkout ended (or never existed here): nothing left to wake.
@@ -512,6 +566,8 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
         return reply.code(503).send({
           error: { code: 'temporal_unavailable', message: 'Could not reach the checkout; retry later' },
         });
+      } finally {
+        clearTimeout(timer);
       }
       return { received: true, eventId: event.id, workflowId: routed.workflowId, signaled: true };
     });
