@@ -6,16 +6,25 @@
  * out-of-process emulator would be used.
  */
 import { Worker } from 'node:worker_threads';
+import type { WebhookDelivery } from '../src/stripe-emulator/webhooks';
 import type { Ledger, RequestStats } from '../src/stripe-emulator';
 
 export interface EmulatorThread {
   readonly url: URL;
   stats(): Promise<RequestStats>;
+  /** The delivery records the emulator keeps (`GET /_emulator/webhook_deliveries`, newest 10 000). */
+  webhookDeliveries(): Promise<WebhookDelivery[]>;
   ledger(): Promise<Ledger>;
   /** Completes 3-D Secure for a PaymentIntent in `requires_action`, as the customer would. */
   authenticate(paymentIntentId: string): Promise<void>;
   /** Registers a webhook endpoint for the given event types, signed with `secret`. */
-  addWebhookEndpoint(url: string, secret: string, events: readonly string[]): Promise<void>;
+  /** `retry`: the endpoint's delivery retries (`max_attempts`, `retry_base_delay_ms`, doubling). */
+  addWebhookEndpoint(
+    url: string,
+    secret: string,
+    events: readonly string[],
+    retry?: { readonly maxAttempts: number; readonly baseDelayMs: number },
+  ): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -66,10 +75,18 @@ export async function startEmulatorThread(): Promise<EmulatorThread> {
         },
       );
     },
-    addWebhookEndpoint: async (endpointUrl, secret, events) => {
+    webhookDeliveries: async () =>
+      (await call<{ data: WebhookDelivery[] }>(url, '/_emulator/webhook_deliveries')).data,
+    addWebhookEndpoint: async (endpointUrl, secret, events, retry) => {
       await call<unknown>(url, '/_emulator/webhook_endpoints', {
         method: 'POST',
-        body: { url: endpointUrl, secret, enabled_events: events, description: 'checkout benchmark' },
+        body: {
+          url: endpointUrl,
+          secret,
+          enabled_events: events,
+          description: 'checkout benchmark',
+          ...(retry ? { max_attempts: retry.maxAttempts, retry_base_delay_ms: retry.baseDelayMs } : {}),
+        },
       });
     },
     stop: async () => {

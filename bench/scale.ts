@@ -14,6 +14,7 @@
  *    signals the checkout; each must then complete and be charged exactly once.
  */
 import { randomBytes } from 'node:crypto';
+import type { WebhookDelivery } from '../src/stripe-emulator/webhooks';
 import { performance } from 'node:perf_hooks';
 import { startCheckout } from '../src/client';
 import { STRIPE_WEBHOOK_PATH, startHttpIntake } from '../src/http/server';
@@ -39,8 +40,37 @@ export interface ScaleOptions {
   readonly workersCheckouts: number;
 }
 
+/** What the emulator did to deliver the waiting run's webhooks (from its delivery records). */
+export interface WebhookDeliveryFigures {
+  readonly records: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly pending: number;
+  readonly attempts: number;
+  /** Attempts the intake answered 503 (shed, or its signal was slow). */
+  readonly answered503: number;
+  /** Attempts with no answer within the emulator's timeout, or a dropped connection. */
+  readonly noAnswer: number;
+  readonly maxAttemptsForOneDelivery: number;
+}
+
+export function webhookDeliveryFigures(deliveries: readonly WebhookDelivery[]): WebhookDeliveryFigures {
+  const attempts = deliveries.flatMap((d) => d.attempts);
+  return {
+    records: deliveries.length,
+    succeeded: deliveries.filter((d) => d.status === 'succeeded').length,
+    failed: deliveries.filter((d) => d.status === 'failed').length,
+    pending: deliveries.filter((d) => d.status !== 'succeeded' && d.status !== 'failed').length,
+    attempts: attempts.length,
+    answered503: attempts.filter((a) => a.status_code === 503).length,
+    noAnswer: attempts.filter((a) => a.status_code === null).length,
+    maxAttemptsForOneDelivery: Math.max(0, ...deliveries.map((d) => d.attempts.length)),
+  };
+}
+
 export interface WaitingReport {
   readonly checkouts: number;
+  readonly webhookDeliveries: WebhookDeliveryFigures;
   readonly paymentPollIntervalMs: number | 'default (5000)';
   readonly paymentActionTimeoutMs: number | 'default (3600000)';
   readonly startMs: number;
@@ -165,6 +195,9 @@ async function workersScale(
   }
 }
 
+/** Delivery retries of the waiting run's webhook endpoint (see `waitingScale`). */
+export const WAITING_WEBHOOK_RETRY = { maxAttempts: 30, baseDelayMs: 1_000 } as const;
+
 async function waitingScale(
   env: BenchEnvironment,
   opts: ScaleOptions,
@@ -182,9 +215,14 @@ async function waitingScale(
   const [worker] = await env.startWorkers('checkout', 1, queue, ctx.tuning);
   try {
     if (!worker) throw new Error('the waiting worker process did not start');
-    await env.emulator.addWebhookEndpoint(`${intake.url}${STRIPE_WEBHOOK_PATH}`, secret, [
-      'payment_intent.succeeded',
-    ]);
+    // Stripe retries a failed delivery for up to three days; this endpoint retries 30 times from 1 s,
+    // doubling (capped at an hour), so a burst the intake sheds (503) still arrives within the run.
+    await env.emulator.addWebhookEndpoint(
+      `${intake.url}${STRIPE_WEBHOOK_PATH}`,
+      secret,
+      ['payment_intent.succeeded'],
+      WAITING_WEBHOOK_RETRY,
+    );
     // A fresh worker grows on its first workflows (the bundle's context, JIT, buffers); warm it so
     // the baseline holds only what the waiting checkouts add.
     await runMode(
@@ -271,12 +309,20 @@ async function waitingScale(
     const completed = await countWorkflows(env, `${base} AND ExecutionStatus = 'Completed'`);
     const statsDone = await env.emulator.stats();
     const exact = await chargedExactlyOnce(env, started.orderIds);
+    const deliveries = webhookDeliveryFigures(await env.emulator.webhookDeliveries());
+    ctx.log(
+      `webhook deliveries (last ${deliveries.records} records): ${deliveries.succeeded} succeeded, ` +
+        `${deliveries.failed} failed, ${deliveries.pending} pending; ${deliveries.attempts} attempts, ` +
+        `${deliveries.answered503} answered 503, ${deliveries.noAnswer} unanswered, at most ` +
+        `${deliveries.maxAttemptsForOneDelivery} for one delivery`,
+    );
     ctx.log(
       `authenticated ${toAuthenticate.length} in ${(authenticated.elapsedMs / 1000).toFixed(1)} s; all completed ` +
         `${(completedWait / 1000).toFixed(1)} s after the first authentication; ${exact} charged exactly once`,
     );
     return {
       checkouts: n,
+      webhookDeliveries: deliveries,
       paymentPollIntervalMs: opts.waitingPollMs ?? 'default (5000)',
       paymentActionTimeoutMs: opts.waitingTimeoutMs ?? 'default (3600000)',
       startMs: Math.round(started.elapsedMs),
