@@ -59,8 +59,7 @@ import {
   stripeWriteActivities,
   writeBudgetLeft,
   rejectInvalid,
-  CheckoutSearchIndex,
-  StateMetrics,
+  CheckoutStateChanges,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 import {
@@ -140,9 +139,8 @@ class Checkout {
   private readonly opts: { readonly [K in keyof typeof DEFAULTS]: number };
 
   private state: CheckoutState = 'validating';
-  /** The search attributes; written where the checkout rests (see `CheckoutSearchIndex`). */
-  private readonly index = new CheckoutSearchIndex();
-  private readonly metrics = new StateMetrics();
+  /** State counters and the search index (written where the checkout rests: `CheckoutSearchIndex`). */
+  private readonly changes = new CheckoutStateChanges();
   private generation = 1;
   private paymentMethodId: string;
   private paymentIntent: PaymentIntentSnapshot | undefined;
@@ -188,7 +186,7 @@ class Checkout {
 
   async run(): Promise<CheckoutResult> {
     this.registerHandlers();
-    this.index.begin(this.input.orderId);
+    this.changes.index.begin(this.input.orderId);
     this.setState('validating', 'input valid');
 
     let outcome: Outcome | undefined;
@@ -704,7 +702,7 @@ class Checkout {
   private adopt(pi: PaymentIntentSnapshot): void {
     this.paymentIntent = pi;
     this.remember(pi.id);
-    this.index.adopted(pi.id);
+    this.changes.index.adopted(pi.id);
   }
 
   private remember(id: string): void {
@@ -728,8 +726,7 @@ class Checkout {
   private setState(state: CheckoutState, reason: string): void {
     const previous = this.state;
     this.state = state;
-    if (state !== previous) this.metrics.entered(state);
-    this.index.stateChanged(previous, state, this.paymentIntent?.id);
+    this.changes.changed(previous, state, this.paymentIntent?.id);
     this.record('workflow', `state:${state}`, reason);
   }
 

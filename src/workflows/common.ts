@@ -243,3 +243,19 @@ export class StateMetrics {
     }
   }
 }
+
+/**
+ * What a checkout's state change sets off beyond the workflow's own fields: the state counters and
+ * the search index. One per run, shared by the card and the hosted checkout, so each `setState`
+ * makes one call.
+ */
+export class CheckoutStateChanges {
+  readonly index = new CheckoutSearchIndex();
+  private readonly metrics = new StateMetrics();
+
+  /** After the checkout moved from `previous` to `state`, following `paymentIntentId` (if any). */
+  changed(previous: CheckoutState, state: CheckoutState, paymentIntentId: string | undefined): void {
+    if (state !== previous) this.metrics.entered(state);
+    this.index.stateChanged(previous, state, paymentIntentId);
+  }
+}

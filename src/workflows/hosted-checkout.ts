@@ -92,8 +92,7 @@ import {
   stripeWriteActivities,
   writeBudgetLeft,
   rejectInvalid,
-  CheckoutSearchIndex,
-  StateMetrics,
+  CheckoutStateChanges,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 
@@ -147,9 +146,8 @@ class HostedCheckout {
   private readonly opts: { readonly [K in keyof typeof DEFAULTS]: number };
 
   private state: CheckoutState = 'validating';
-  /** The search attributes; written where the checkout rests (see `CheckoutSearchIndex`). */
-  private readonly index = new CheckoutSearchIndex();
-  private readonly metrics = new StateMetrics();
+  /** State counters and the search index (written where the checkout rests: `CheckoutSearchIndex`). */
+  private readonly changes = new CheckoutStateChanges();
   private session: CheckoutSessionSnapshot | undefined;
   /** The hosted page's address as created; the session's own `url` turns null once it closes. */
   private sessionUrl: string | null = null;
@@ -193,7 +191,7 @@ class HostedCheckout {
 
   async run(): Promise<CheckoutResult> {
     this.registerHandlers();
-    this.index.begin(this.input.orderId);
+    this.changes.index.begin(this.input.orderId);
     this.setState('validating', 'input valid (hosted checkout)');
 
     let outcome: Outcome | undefined;
@@ -701,14 +699,14 @@ class HostedCheckout {
     const pi = session.paymentIntentId;
     if (pi !== undefined && !this.paymentIntentIds.includes(pi)) {
       this.paymentIntentIds.push(pi);
-      this.index.adopted(pi);
+      this.changes.index.adopted(pi);
     }
   }
 
   private adoptPaymentIntent(pi: PaymentIntentSnapshot): void {
     this.paymentIntent = pi;
     if (!this.paymentIntentIds.includes(pi.id)) this.paymentIntentIds.push(pi.id);
-    this.index.adopted(pi.id);
+    this.changes.index.adopted(pi.id);
   }
 
   private park(reason: NeedsAttentionReason, detail: string, retryAllowed: boolean): 'needs_attention' {
@@ -729,8 +727,7 @@ class HostedCheckout {
     if (state === this.state && state !== 'needs_attention') return;
     const previous = this.state;
     this.state = state;
-    if (state !== previous) this.metrics.entered(state);
-    this.index.stateChanged(previous, state, this.paymentIntent?.id ?? this.paymentIntentIds.at(-1));
+    this.changes.changed(previous, state, this.paymentIntent?.id ?? this.paymentIntentIds.at(-1));
     this.record('workflow', `state:${state}`, reason);
   }
 

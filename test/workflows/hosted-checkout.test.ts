@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { defaultPayloadConverter } from '@temporalio/common';
 import Stripe from 'stripe';
 import {
   CheckoutConflictError,
@@ -35,6 +34,7 @@ import {
   startHarness,
   successfulCharges,
   until,
+  upserts,
   waitForStatus,
   type CheckoutHarness,
 } from './support';
@@ -235,12 +235,9 @@ describe('hosted checkout workflow', function () {
     );
     assert.equal(listed[0]?.paymentIntentId, result.paymentIntentId);
     // Indexed where it rested (docs/checkout.md): waiting on the page, working (paid, provisioning), completed.
-    const history = await h.client.workflow.getHandle(checkoutWorkflowId(input.orderId)).fetchHistory();
-    const indexedStates = (history.events ?? []).flatMap((e) => {
-      const field =
-        e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.CheckoutState;
-      return field ? [defaultPayloadConverter.fromPayload(field)] : [];
-    });
+    const indexedStates = (await upserts(h.client, checkoutWorkflowId(input.orderId))).flatMap((u) =>
+      u.CheckoutState === undefined ? [] : [u.CheckoutState],
+    );
     assert.deepEqual(indexedStates, ['awaiting_customer_action', 'processing', 'completed']);
     await recordHistory(h, checkoutWorkflowId(input.orderId), 'hosted-paid-indexed-at-rest');
   });

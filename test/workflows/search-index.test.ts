@@ -5,8 +5,6 @@
  * step, as the recorded histories from before the change do.
  */
 import assert from 'node:assert/strict';
-import { defaultPayloadConverter } from '@temporalio/common';
-import type { temporal } from '@temporalio/proto';
 import { startCheckout, waitForCheckoutResult } from '../../src/client';
 import {
   CheckoutStateAttr,
@@ -23,26 +21,10 @@ import {
   recordHistory,
   startHarness,
   successfulCharges,
+  upserts,
   waitForStatus,
   type CheckoutHarness,
 } from './support';
-
-/** Each upsert in the history, as `{ attribute: value }` (keyword lists read as their one value). */
-async function upserts(h: CheckoutHarness, workflowId: string): Promise<Record<string, unknown>[]> {
-  const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? [])
-    .map((e: temporal.api.history.v1.IHistoryEvent) => e.upsertWorkflowSearchAttributesEventAttributes)
-    .filter((a) => a !== undefined && a !== null)
-    .map((a) => {
-      const fields = a.searchAttributes?.indexedFields ?? {};
-      return Object.fromEntries(
-        Object.entries(fields).map(([name, payload]) => {
-          const value: unknown = defaultPayloadConverter.fromPayload(payload);
-          return [name, Array.isArray(value) && value.length === 1 ? (value[0] as unknown) : value];
-        }),
-      );
-    });
-}
 
 describe('checkout search attributes', function () {
   this.timeout(120_000);
@@ -70,7 +52,7 @@ describe('checkout search attributes', function () {
     assert.equal(result.outcome, 'completed');
     if (result.outcome !== 'completed') return;
     assert.equal(successfulCharges(h, input.orderId), 1);
-    assert.deepEqual(await upserts(h, workflowId), [
+    assert.deepEqual(await upserts(h.client, workflowId), [
       { CheckoutState: 'completed', StripePaymentIntentId: result.paymentIntentId },
     ]);
     const attributes = (await h.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes;
@@ -97,7 +79,7 @@ describe('checkout search attributes', function () {
     });
     assert.equal(result.outcome, 'completed');
     if (result.outcome !== 'completed') return;
-    assert.deepEqual(await upserts(h, workflowId), [
+    assert.deepEqual(await upserts(h.client, workflowId), [
       { CheckoutState: 'awaiting_customer_action', StripePaymentIntentId: result.paymentIntentId },
       // Authenticated: no longer waiting on the customer, working again (paid, provisioning).
       { CheckoutState: 'processing' },
@@ -124,7 +106,7 @@ describe('checkout search attributes', function () {
     assert.equal(result.outcome, 'completed');
     if (result.outcome !== 'completed') return;
     const pi = result.paymentIntentId;
-    assert.deepEqual(await upserts(h, workflowId), [
+    assert.deepEqual(await upserts(h.client, workflowId), [
       { OrderId: input.orderId },
       { CheckoutState: 'creating_payment' },
       { StripePaymentIntentId: pi },

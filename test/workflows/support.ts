@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type Stripe from 'stripe';
@@ -236,4 +237,21 @@ export async function recordHistory(h: CheckoutHarness, workflowId: string, name
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });
   writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToFixture(history));
+}
+
+/** Each upsert in the history, as `{ attribute: value }` (keyword lists read as their one value). */
+export async function upserts(client: Client, workflowId: string): Promise<Record<string, unknown>[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? [])
+    .map((e: temporal.api.history.v1.IHistoryEvent) => e.upsertWorkflowSearchAttributesEventAttributes)
+    .filter((a) => a !== undefined && a !== null)
+    .map((a) => {
+      const fields = a.searchAttributes?.indexedFields ?? {};
+      return Object.fromEntries(
+        Object.entries(fields).map(([name, payload]) => {
+          const value: unknown = defaultPayloadConverter.fromPayload(payload);
+          return [name, Array.isArray(value) && value.length === 1 ? (value[0] as unknown) : value];
+        }),
+      );
+    });
 }
