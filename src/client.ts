@@ -128,6 +128,13 @@ export async function createCheckoutClient(config: TemporalConfig): Promise<Clie
 export interface StartCheckoutOptions {
   /** Default: the shared `TASK_QUEUE`. */
   readonly taskQueue?: string;
+  /**
+   * Start a traced run: its workflow carries OpenTelemetry's workflow interceptors on every worker
+   * (workflow spans, trace context into activities; src/observability/workflow-tracing.ts). Fixed for
+   * the life of the run. Default: whether this process exports spans (`tracingExports()`); pass
+   * `true` when only the workers export.
+   */
+  readonly traced?: boolean;
 }
 
 export interface StartedCheckout {
@@ -179,8 +186,7 @@ export async function startCheckout(
       args: [checked],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      // Traced runs carry the workflow tracing interceptors wherever they run (observability/workflow-tracing.ts).
-      memo: { terms, ...(tracingExports() ? { [TRACED_MEMO]: true } : {}) },
+      memo: { terms, ...((opts.traced ?? tracingExports()) ? { [TRACED_MEMO]: true } : {}) },
       typedSearchAttributes: [
         { key: OrderIdAttr, value: checked.orderId },
         { key: CheckoutStateAttr, value: PROCESSING },
@@ -282,8 +288,7 @@ export async function startHostedCheckout(
       args: [checked],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      // Traced runs carry the workflow tracing interceptors wherever they run (observability/workflow-tracing.ts).
-      memo: { terms, ...(tracingExports() ? { [TRACED_MEMO]: true } : {}) },
+      memo: { terms, ...((opts.traced ?? tracingExports()) ? { [TRACED_MEMO]: true } : {}) },
       typedSearchAttributes: [
         { key: OrderIdAttr, value: checked.orderId },
         { key: CheckoutStateAttr, value: PROCESSING },

@@ -382,7 +382,9 @@ describe('worker process observability', function () {
       workers.push(w);
       await waitPolling(w);
       const input = order('otlp');
-      await startCheckout(client, input, { taskQueue });
+      // Only the worker exports here, so the run is started traced explicitly (the test process may
+      // not have tracing on): whether a run has workflow spans is decided by its start.
+      await startCheckout(client, input, { taskQueue, traced: true });
       assert.equal((await waitForCheckoutResult(client, input.orderId)).outcome, 'completed');
       // The batch processor sends every few seconds; SIGTERM flushes what is left.
       await until(
