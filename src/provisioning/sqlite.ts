@@ -36,8 +36,37 @@ function toEntitlement(r: Row): Entitlement {
   };
 }
 
+/** The statements a provisioner runs, prepared once when it opens the file. */
+function prepareStatements(db: Database.Database) {
+  return {
+    grant: db.prepare<[string, string, string, string, string, number, string]>(
+      `INSERT INTO entitlements
+         (entitlement_id, workflow_id, order_id, payment_intent_id, sku, quantity, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+    ),
+    byWorkflow: db.prepare<[string], Row>('SELECT * FROM entitlements WHERE workflow_id = ?'),
+    all: db.prepare<[], Row>('SELECT * FROM entitlements ORDER BY created_at'),
+    recordRefund: db.prepare<[string, string, number, number, string]>(
+      `INSERT INTO refunds (refund_id, workflow_id, amount, full_refund, recorded_at)
+       VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+    ),
+    revoke: db.prepare<[string, string]>(
+      'UPDATE entitlements SET revoked_at = ? WHERE workflow_id = ? AND revoked_at IS NULL',
+    ),
+    refunds: db.prepare<[string], { refund_id: string; amount: number; full_refund: number }>(
+      'SELECT refund_id, amount, full_refund FROM refunds WHERE workflow_id = ? ORDER BY recorded_at, rowid',
+    ),
+  };
+}
+
 export class SqliteProvisioner implements Provisioner {
   private readonly db: Database.Database;
+  private readonly sql: ReturnType<typeof prepareStatements>;
+  /** Grant then read back, in one immediate transaction (see the file comment). */
+  private readonly grant: Database.Transaction<(req: ProvisionRequest) => Row | undefined>;
+  private readonly record: Database.Transaction<(r: RefundRecordRequest) => Row | undefined>;
 
   /** `filename` `:memory:` keeps everything in process (tests that need no second process). */
   constructor(filename: string) {
@@ -68,64 +97,45 @@ export class SqliteProvisioner implements Provisioner {
     if (!columns.some((c) => c.name === 'revoked_at')) {
       this.db.exec('ALTER TABLE entitlements ADD COLUMN revoked_at TEXT');
     }
+    // Prepared once, after the schema is final (a statement compiled against the old columns
+    // would not see `revoked_at`), so a grant does not recompile its SQL on every call.
+    const sql = prepareStatements(this.db);
+    this.sql = sql;
+    this.grant = this.db.transaction((req: ProvisionRequest): Row | undefined => {
+      sql.grant.run(
+        `ent_${req.workflowId}`,
+        req.workflowId,
+        req.orderId,
+        req.paymentIntentId,
+        req.item.sku,
+        req.item.quantity,
+        new Date().toISOString(),
+      );
+      return sql.byWorkflow.get(req.workflowId);
+    });
+    this.record = this.db.transaction((r: RefundRecordRequest): Row | undefined => {
+      const now = new Date().toISOString();
+      sql.recordRefund.run(r.refundId, r.workflowId, r.amount, r.full ? 1 : 0, now);
+      if (r.full) sql.revoke.run(now, r.workflowId);
+      return sql.byWorkflow.get(r.workflowId);
+    });
   }
 
   recordRefund(refund: RefundRecordRequest): Promise<Entitlement | undefined> {
-    const record = this.db.transaction((r: RefundRecordRequest): Row | undefined => {
-      const now = new Date().toISOString();
-      this.db
-        .prepare(
-          `INSERT INTO refunds (refund_id, workflow_id, amount, full_refund, recorded_at)
-           VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT DO NOTHING`,
-        )
-        .run(r.refundId, r.workflowId, r.amount, r.full ? 1 : 0, now);
-      if (r.full) {
-        this.db
-          .prepare('UPDATE entitlements SET revoked_at = ? WHERE workflow_id = ? AND revoked_at IS NULL')
-          .run(now, r.workflowId);
-      }
-      return this.db.prepare('SELECT * FROM entitlements WHERE workflow_id = ?').get(r.workflowId) as
-        Row | undefined;
-    });
-    const row = record.immediate(refund);
+    const row = this.record.immediate(refund);
     return Promise.resolve(row ? toEntitlement(row) : undefined);
   }
 
   /** Refunds recorded for a checkout, oldest first. */
   refunds(workflowId: string): Promise<readonly RecordedRefund[]> {
-    const rows = this.db
-      .prepare(
-        'SELECT refund_id, amount, full_refund FROM refunds WHERE workflow_id = ? ORDER BY recorded_at, rowid',
-      )
-      .all(workflowId) as { refund_id: string; amount: number; full_refund: number }[];
+    const rows = this.sql.refunds.all(workflowId);
     return Promise.resolve(
       rows.map((r) => ({ refundId: r.refund_id, amount: r.amount, full: r.full_refund === 1 })),
     );
   }
 
   provision(request: ProvisionRequest): Promise<Entitlement> {
-    const grant = this.db.transaction((req: ProvisionRequest): Row | undefined => {
-      this.db
-        .prepare(
-          `INSERT INTO entitlements
-             (entitlement_id, workflow_id, order_id, payment_intent_id, sku, quantity, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT DO NOTHING`,
-        )
-        .run(
-          `ent_${req.workflowId}`,
-          req.workflowId,
-          req.orderId,
-          req.paymentIntentId,
-          req.item.sku,
-          req.item.quantity,
-          new Date().toISOString(),
-        );
-      return this.db.prepare('SELECT * FROM entitlements WHERE workflow_id = ?').get(req.workflowId) as
-        Row | undefined;
-    });
-    const row = grant.immediate(request);
+    const row = this.grant.immediate(request);
     if (!row) {
       return Promise.reject(
         new Error(`Order ${request.orderId} is already provisioned under another workflow id`),
@@ -135,14 +145,12 @@ export class SqliteProvisioner implements Provisioner {
   }
 
   get(workflowId: string): Promise<Entitlement | undefined> {
-    const row = this.db.prepare('SELECT * FROM entitlements WHERE workflow_id = ?').get(workflowId) as
-      Row | undefined;
+    const row = this.sql.byWorkflow.get(workflowId);
     return Promise.resolve(row ? toEntitlement(row) : undefined);
   }
 
   list(): Promise<readonly Entitlement[]> {
-    const rows = this.db.prepare('SELECT * FROM entitlements ORDER BY created_at').all() as Row[];
-    return Promise.resolve(rows.map(toEntitlement));
+    return Promise.resolve(this.sql.all.all().map(toEntitlement));
   }
 
   close(): Promise<void> {
