@@ -121,7 +121,7 @@ export const FULL_LEVELS: readonly Level[] = [
   { concurrency: 1, checkouts: 50 },
   { concurrency: 10, checkouts: 300 },
   { concurrency: 100, checkouts: 1_000 },
-  { concurrency: 500, checkouts: 1_500 },
+  { concurrency: 500, checkouts: 2_000 },
 ];
 
 export const QUICK_LEVELS: readonly Level[] = [
@@ -217,8 +217,15 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
     : undefined;
   const rounds = positive('rounds', values.rounds, 2);
   if (rounds < 1) throw new Error('--rounds must be at least 1');
-  if (levels.some((l) => l.checkouts < rounds)) {
-    throw new Error(`--rounds ${rounds}: every level needs at least that many checkouts`);
+  // A round smaller than its level's concurrency never has that many checkouts in flight: the
+  // level would be measured at a lower concurrency than it says.
+  const short = levels.find((l) => Math.floor(l.checkouts / rounds) < l.concurrency);
+  if (short) {
+    throw new Error(
+      `--rounds ${rounds}: at concurrency ${short.concurrency}, ${short.checkouts} checkouts make rounds of ` +
+        `${Math.floor(short.checkouts / rounds)}, too few to keep ${short.concurrency} in flight; ` +
+        `give --checkouts at least ${short.concurrency * rounds} or fewer rounds`,
+    );
   }
   const floorKind = values['floor-kind'] ?? 'auto';
   if (floorKind !== 'auto' && floorKind !== 'activity' && floorKind !== 'local') {
@@ -286,7 +293,6 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
       floor: [],
       direct: [],
       'shaped-floor': [],
-      'batched-floor': [],
       'local-floor': [],
     };
     log('starting one worker process per workflow kind (bundling the workflows)');
@@ -297,7 +303,6 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
       workers.floor = await env.startWorkers('floor', 1, queues.floor, options.tuning);
     }
     workers['shaped-floor'] = workers.floor;
-    workers['batched-floor'] = workers.floor;
     workers['local-floor'] = workers.floor;
     const taskQueue = (mode: Mode): string => (mode.endsWith('floor') ? queues.floor : queues.checkout);
 

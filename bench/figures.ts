@@ -5,7 +5,7 @@
  */
 import type { RequestStats } from '../src/stripe-emulator';
 
-export const MODES = ['floor', 'checkout', 'direct', 'shaped-floor', 'batched-floor', 'local-floor'] as const;
+export const MODES = ['floor', 'checkout', 'direct', 'shaped-floor', 'local-floor'] as const;
 export type Mode = (typeof MODES)[number];
 /** What `npm run bench` runs; the shaped floors are diagnostics, asked for with `--modes`. */
 export const DEFAULT_MODES: readonly Mode[] = ['floor', 'checkout', 'direct'];

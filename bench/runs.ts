@@ -9,8 +9,7 @@
  *   floor          the floor workflow (floor-workflows.ts): three no-op activities;
  *   checkout       the product: `startCheckout` (src/client.ts), the checkout workflow and activities;
  *   direct         the same activity functions called from a plain loop: no Temporal, no durability;
- *   shaped-floor   diagnostic: the floor plus the checkout's start options, describe and upserts;
- *   batched-floor  diagnostic: the same with one upsert per workflow task (a proposed change);
+ *   shaped-floor   diagnostic: the floor plus the checkout's start options and its one upsert;
  *   local-floor    diagnostic: the floor with local activities, whatever the checkout uses.
  */
 import { performance } from 'node:perf_hooks';
@@ -21,6 +20,7 @@ import { SqliteProvisioner } from '../src/provisioning';
 import {
   CheckoutStateAttr,
   OrderIdAttr,
+  PROCESSING,
   checkoutWorkflowId,
   paymentIdempotencyKey,
   type CheckoutInput,
@@ -105,31 +105,30 @@ function floorCheckouts(client: Client, taskQueue: string, kind: FloorActivityKi
 }
 
 /**
- * The shaped floors, started the way `startCheckout` starts a checkout (the same id policies, memo,
- * search attributes and summaries, then a describe to compare terms), so that together with the
- * workflow's upserts they carry all of the checkout's Temporal bookkeeping and none of its work.
+ * The shaped floor, started the way `startCheckout` starts a checkout (the same id policies, memo,
+ * search attributes and summaries; no describe, as a fresh start has none), so that with the
+ * workflow's one upsert it carries all of the checkout's Temporal bookkeeping and none of its work.
  */
-function shapedFloorCheckouts(env: BenchEnvironment, taskQueue: string, batched: boolean): Checkouts {
+function shapedFloorCheckouts(env: BenchEnvironment, taskQueue: string): Checkouts {
   return {
     async one(orderId) {
       const input = checkoutInput(env, orderId, 'pm_card_visa');
       const handle = await env.client.workflow.start<typeof checkoutShapedFloor>(SHAPED_FLOOR_WORKFLOW_TYPE, {
         workflowId: `shaped-${orderId}`,
         taskQueue,
-        args: [input, batched],
-        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [input],
+        workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         memo: {
           terms: { amount: AMOUNT, currency: CURRENCY, customerId: env.customerId, sku: SKU, quantity: 1 },
         },
         typedSearchAttributes: [
           { key: OrderIdAttr, value: orderId },
-          { key: CheckoutStateAttr, value: 'validating' },
+          { key: CheckoutStateAttr, value: PROCESSING },
         ],
         staticSummary: `Checkout for order ${orderId}: ${AMOUNT} ${CURRENCY}`,
         staticDetails: `Shaped floor for order ${orderId}: the checkout's bookkeeping without its work.`,
       });
-      await handle.describe();
       const result = await handle.result();
       if (result.outcome !== 'completed')
         throw new Error(`shaped floor ${orderId} ended ${String(result.outcome)}`);
@@ -309,9 +308,7 @@ function checkoutsFor(env: BenchEnvironment, spec: RunSpec): Checkouts {
     case 'local-floor':
       return floorCheckouts(env.client, spec.taskQueue, 'local');
     case 'shaped-floor':
-      return shapedFloorCheckouts(env, spec.taskQueue, false);
-    case 'batched-floor':
-      return shapedFloorCheckouts(env, spec.taskQueue, true);
+      return shapedFloorCheckouts(env, spec.taskQueue);
     case 'checkout':
       return productCheckouts(env, spec.taskQueue);
     case 'direct':

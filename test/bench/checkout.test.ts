@@ -159,6 +159,18 @@ describe('benchmark figures', function () {
     assert.equal(r.directToCheckoutThroughput, 2);
   });
 
+  it('refuses rounds too small to keep a level at its concurrency, naming the level', function () {
+    // 1 500 checkouts in 4 rounds of 375 could never have 500 in flight.
+    assert.throws(
+      () => parseOptions(['--concurrency', '500', '--checkouts', '1500', '--rounds', '4']),
+      /--rounds 4: at concurrency 500, 1500 checkouts make rounds of 375, too few to keep 500 in flight; give --checkouts at least 2000/,
+    );
+    const { options } = parseOptions(['--concurrency', '500', '--checkouts', '2000', '--rounds', '4']);
+    assert.equal(options.rounds, 4);
+    // The full run's default levels hold two rounds each.
+    assert.equal(parseOptions([]).options.rounds, 2);
+  });
+
   it('mirrors the order of the modes in every other round', function () {
     assert.deepEqual(roundOrder(['floor', 'checkout', 'direct'], 0), ['floor', 'checkout', 'direct']);
     assert.deepEqual(roundOrder(['floor', 'checkout', 'direct'], 1), ['direct', 'checkout', 'floor']);
