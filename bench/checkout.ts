@@ -53,6 +53,7 @@ import {
   type ActivityCalls,
   type Progress,
 } from './runs';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS, DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS } from '../src/config';
 import { checkoutWorkflowId } from '../src/workflows/definitions';
 import type { FloorActivityKind } from './floor-activities';
 import { runScale, type ScaleOptions, type ScaleReport } from './scale';
@@ -113,8 +114,8 @@ export interface BenchReport {
 
 /** The checkout's worker defaults (src/worker.ts); the floor runs with the same. */
 export const DEFAULT_TUNING: WorkerTuning = {
-  maxConcurrentWorkflowTaskExecutions: 20,
-  maxConcurrentActivityTaskExecutions: 20,
+  maxConcurrentWorkflowTaskExecutions: DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS,
+  maxConcurrentActivityTaskExecutions: DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS,
 };
 
 export const FULL_LEVELS: readonly Level[] = [

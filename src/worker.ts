@@ -30,7 +30,13 @@ import {
 } from '@temporalio/worker';
 import type Stripe from 'stripe';
 import { createActivities } from './activities';
-import { loadConfig, redactConfig, type AppConfig } from './config';
+import {
+  DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS,
+  DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS,
+  loadConfig,
+  redactConfig,
+  type AppConfig,
+} from './config';
 import {
   redactText,
   WORKFLOW_INTERCEPTOR_MODULES,
@@ -67,9 +73,9 @@ export interface CheckoutWorkerOptions {
   readonly workflowBundle?: WorkflowBundle;
   /** For the reconciler's activities. Default: a client on `connection`. */
   readonly temporalClient?: Client;
-  /** Default 20: Stripe calls are I/O-bound, but Stripe rate-limits bursts (25 writes/s in test mode). */
+  /** Default `DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS` (100; why: src/config). */
   readonly maxConcurrentActivityTaskExecutions?: number;
-  /** Default 20. */
+  /** Default `DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS` (20). */
   readonly maxConcurrentWorkflowTaskExecutions?: number;
   /** How long in-flight activities may run after a shutdown signal. Default 10 s. */
   readonly shutdownGraceTimeMs?: number;
@@ -92,8 +98,10 @@ export async function createCheckoutWorker(options: CheckoutWorkerOptions): Prom
     }),
     interceptors: workerInterceptors(),
     sinks: workerSinks(),
-    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 20,
-    maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTaskExecutions ?? 20,
+    maxConcurrentActivityTaskExecutions:
+      options.maxConcurrentActivityTaskExecutions ?? DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS,
+    maxConcurrentWorkflowTaskExecutions:
+      options.maxConcurrentWorkflowTaskExecutions ?? DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS,
     shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,
     ...(options.identity ? { identity: options.identity } : {}),
   });

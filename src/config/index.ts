@@ -102,6 +102,20 @@ export class ConfigError extends Error {
 /** The key the embedded emulator accepts; it is not a secret (no real account behind it). */
 export const EMULATOR_SECRET_KEY = 'sk_test_emulator';
 
+/**
+ * Activities one worker process runs at once. Its activities wait on Stripe and the provisioning
+ * store, not on CPU, and Temporal hands a worker the activity a workflow task schedules together
+ * with that task's completion (eager dispatch) only while the worker has a free activity slot;
+ * without one the activity goes through the task queue, another server write and poll. At 20 slots
+ * the checkout's activities, which take a Stripe round trip, held every slot under load and cost
+ * about 4 ms more server and worker CPU per checkout (docs/benchmarks.md). Stripe's rate limit is
+ * per account, so it bounds the sum over all workers, not this number; a 429 is retried under the
+ * same idempotency key.
+ */
+export const DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS = 100;
+/** Workflow tasks one worker process runs at once. */
+export const DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS = 20;
+
 const port = z.coerce.number().int().min(1).max(65_535);
 const SECRET_VARS = new Set([
   'STRIPE_SECRET_KEY',
@@ -128,9 +142,19 @@ const schema = z.object({
   TEMPORAL_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   // Above STRIPE_TIMEOUT_MS's default, so a Stripe call in flight at SIGTERM ends inside it.
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(15_000),
-  WORKER_MAX_CONCURRENT_ACTIVITY_TASKS: z.coerce.number().int().min(1).max(10_000).default(20),
+  WORKER_MAX_CONCURRENT_ACTIVITY_TASKS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS),
   // The SDK needs at least 2 while the workflow cache is on (sticky execution).
-  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(10_000).default(20),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(10_000)
+    .default(DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(

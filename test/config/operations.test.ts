@@ -35,12 +35,12 @@ function documentedToml(): string {
 }
 
 describe('config: worker settings', () => {
-  it('defaults to a 60 s connect budget, a 15 s shutdown grace and 20 tasks of each kind', () => {
+  it('defaults to a 60 s connect budget, a 15 s shutdown grace, 100 activity and 20 workflow tasks', () => {
     const c = loadConfig({});
     assert.equal(c.temporal.connectTimeoutMs, 60_000);
     assert.deepEqual(c.worker, {
       shutdownGraceMs: 15_000,
-      maxConcurrentActivityTaskExecutions: 20,
+      maxConcurrentActivityTaskExecutions: 100,
       maxConcurrentWorkflowTaskExecutions: 20,
     });
     assert.ok(
