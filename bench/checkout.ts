@@ -53,7 +53,11 @@ import {
   type ActivityCalls,
   type Progress,
 } from './runs';
-import { DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS, DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS } from '../src/config';
+import {
+  DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS,
+  DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS,
+  DEFAULT_WORKFLOW_THREADS,
+} from '../src/config';
 import { checkoutWorkflowId } from '../src/workflows/definitions';
 import type { FloorActivityKind } from './floor-activities';
 import { runScale, type ScaleOptions, type ScaleReport } from './scale';
@@ -116,6 +120,7 @@ export interface BenchReport {
 export const DEFAULT_TUNING: WorkerTuning = {
   maxConcurrentWorkflowTaskExecutions: DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS,
   maxConcurrentActivityTaskExecutions: DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS,
+  workflowThreadPoolSize: DEFAULT_WORKFLOW_THREADS,
 };
 
 export const FULL_LEVELS: readonly Level[] = [
@@ -133,7 +138,7 @@ export const QUICK_LEVELS: readonly Level[] = [
 const USAGE =
   'usage: npm run bench -- [--quick] [--scale] [--out FILE] [--checkouts N] [--concurrency 1,10,100,500] ' +
   '[--modes floor,checkout,direct] [--floor-kind auto|activity|local] [--warmup N] [--rounds N] [--workflow-slots N] ' +
-  '[--activity-slots N] [--waiting N] [--waiting-poll-ms N] [--waiting-timeout-ms N]';
+  '[--activity-slots N] [--workflow-threads N] [--waiting N] [--waiting-poll-ms N] [--waiting-timeout-ms N]';
 
 function positive(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -158,6 +163,7 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       rounds: { type: 'string' },
       'workflow-slots': { type: 'string' },
       'activity-slots': { type: 'string' },
+      'workflow-threads': { type: 'string' },
       waiting: { type: 'string' },
       'waiting-poll-ms': { type: 'string' },
       'waiting-timeout-ms': { type: 'string' },
@@ -200,7 +206,13 @@ export function parseOptions(argv: readonly string[]): { options: BenchOptions; 
       values['activity-slots'],
       DEFAULT_TUNING.maxConcurrentActivityTaskExecutions,
     ),
+    workflowThreadPoolSize: positive(
+      'workflow-threads',
+      values['workflow-threads'],
+      DEFAULT_TUNING.workflowThreadPoolSize,
+    ),
   };
+  if (tuning.workflowThreadPoolSize < 1) throw new Error('--workflow-threads must be at least 1');
   const scale: ScaleOptions | undefined = values.scale
     ? {
         waiting: positive('waiting', values.waiting, 10_000),

@@ -8,6 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 export interface WorkerTuning {
   readonly maxConcurrentWorkflowTaskExecutions: number;
   readonly maxConcurrentActivityTaskExecutions: number;
+  readonly workflowThreadPoolSize: number;
 }
 
 export interface BenchWorkerSpec {

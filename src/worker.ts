@@ -33,6 +33,7 @@ import { createActivities } from './activities';
 import {
   DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS,
   DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS,
+  DEFAULT_WORKFLOW_THREADS,
   loadConfig,
   redactConfig,
   type AppConfig,
@@ -77,6 +78,8 @@ export interface CheckoutWorkerOptions {
   readonly maxConcurrentActivityTaskExecutions?: number;
   /** Default `DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS` (20). */
   readonly maxConcurrentWorkflowTaskExecutions?: number;
+  /** Threads running workflow code. Default `DEFAULT_WORKFLOW_THREADS`. */
+  readonly workflowThreadPoolSize?: number;
   /** How long in-flight activities may run after a shutdown signal. Default 10 s. */
   readonly shutdownGraceTimeMs?: number;
   readonly identity?: string;
@@ -102,6 +105,7 @@ export async function createCheckoutWorker(options: CheckoutWorkerOptions): Prom
       options.maxConcurrentActivityTaskExecutions ?? DEFAULT_MAX_CONCURRENT_ACTIVITY_TASKS,
     maxConcurrentWorkflowTaskExecutions:
       options.maxConcurrentWorkflowTaskExecutions ?? DEFAULT_MAX_CONCURRENT_WORKFLOW_TASKS,
+    workflowThreadPoolSize: options.workflowThreadPoolSize ?? DEFAULT_WORKFLOW_THREADS,
     shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,
     ...(options.identity ? { identity: options.identity } : {}),
   });
@@ -301,6 +305,7 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
       shutdownGraceTimeMs: config.worker.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivityTaskExecutions,
       maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTaskExecutions,
+      workflowThreadPoolSize: config.worker.workflowThreadPoolSize,
     });
     observability.startVisibilityGauges(new Client({ connection, namespace: config.temporal.namespace }));
     logger.info(`checkout worker polling ${config.temporal.namespace}/${config.temporal.taskQueue}`);

@@ -268,6 +268,7 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
       shutdownGraceTimeMs: effective.worker.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: effective.worker.maxConcurrentActivityTaskExecutions,
       maxConcurrentWorkflowTaskExecutions: effective.worker.maxConcurrentWorkflowTaskExecutions,
+      workflowThreadPoolSize: effective.worker.workflowThreadPoolSize,
     });
     const running = worker.run();
     running.catch((err: unknown) => {

@@ -35,13 +35,14 @@ function documentedToml(): string {
 }
 
 describe('config: worker settings', () => {
-  it('defaults to a 60 s connect budget, a 15 s shutdown grace, 100 activity and 20 workflow tasks', () => {
+  it('defaults to a 60 s connect budget, a 15 s shutdown grace, 100 activity and 20 workflow tasks on 2 threads', () => {
     const c = loadConfig({});
     assert.equal(c.temporal.connectTimeoutMs, 60_000);
     assert.deepEqual(c.worker, {
       shutdownGraceMs: 15_000,
       maxConcurrentActivityTaskExecutions: 100,
       maxConcurrentWorkflowTaskExecutions: 20,
+      workflowThreadPoolSize: 2,
     });
     assert.ok(
       c.worker.shutdownGraceMs > c.stripe.requestTimeoutMs,
@@ -55,12 +56,14 @@ describe('config: worker settings', () => {
       WORKER_SHUTDOWN_GRACE_MS: '25000',
       WORKER_MAX_CONCURRENT_ACTIVITY_TASKS: '5',
       WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '2',
+      WORKER_WORKFLOW_THREADS: '1',
     });
     assert.equal(c.temporal.connectTimeoutMs, 0);
     assert.deepEqual(c.worker, {
       shutdownGraceMs: 25_000,
       maxConcurrentActivityTaskExecutions: 5,
       maxConcurrentWorkflowTaskExecutions: 2,
+      workflowThreadPoolSize: 1,
     });
   });
 
@@ -71,15 +74,17 @@ describe('config: worker settings', () => {
         WORKER_SHUTDOWN_GRACE_MS: '-1',
         WORKER_MAX_CONCURRENT_ACTIVITY_TASKS: '0',
         WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '1',
+        WORKER_WORKFLOW_THREADS: '0',
         HTTP_PORT: '70000',
       }),
     );
-    assert.equal(err.problems.length, 5, err.message);
+    assert.equal(err.problems.length, 6, err.message);
     for (const [name, value] of [
       ['TEMPORAL_CONNECT_TIMEOUT_MS', 'soon'],
       ['WORKER_SHUTDOWN_GRACE_MS', '-1'],
       ['WORKER_MAX_CONCURRENT_ACTIVITY_TASKS', '0'],
       ['WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', '1'],
+      ['WORKER_WORKFLOW_THREADS', '0'],
       ['HTTP_PORT', '70000'],
     ] as const) {
       assert.ok(
