@@ -125,7 +125,7 @@ export const DEFAULT_TUNING: WorkerTuning = {
 
 export const FULL_LEVELS: readonly Level[] = [
   { concurrency: 1, checkouts: 50 },
-  { concurrency: 10, checkouts: 300 },
+  { concurrency: 10, checkouts: 600 },
   { concurrency: 100, checkouts: 1_000 },
   { concurrency: 500, checkouts: 2_000 },
 ];
