@@ -18,7 +18,7 @@ import {
 import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
 import { checkoutWorkflowId, type ProvisionRequest } from '../../src/workflows/definitions';
 import { uniqueName } from '../support/temporal';
-import { newOrder, startHarness, successfulCharges, type CheckoutHarness } from '../workflows/support';
+import { newOrder, suiteHarness, successfulCharges } from '../workflows/support';
 import { provisionerContract, type ContractBackend } from './contract';
 import { startTestEndpoint, type TestEndpoint } from './endpoint';
 
@@ -273,16 +273,8 @@ describe('HttpProvisioner', function () {
 
 describe('HttpProvisioner in a checkout on the Temporal dev server', function () {
   this.timeout(180_000);
-  let h: CheckoutHarness;
+  const h = suiteHarness();
   let endpoint: TestEndpoint;
-
-  before(async function () {
-    this.timeout(180_000);
-    h = await startHarness();
-  });
-  after(async () => {
-    await h?.close();
-  });
   beforeEach(async () => {
     endpoint = await startTestEndpoint({ token: TOKEN, slowMs: 6_000 });
   });

@@ -11,7 +11,7 @@ import {
   reconciliationCaseWorkflowId,
 } from '../../src/workflows/definitions';
 import { uniqueName } from '../support/temporal';
-import { newOrder, startHarness, type CheckoutHarness } from '../workflows/support';
+import { newOrder, suiteHarness } from '../workflows/support';
 
 function capture(): { io: CliIo; out: string[]; err: string[] } {
   const out: string[] = [];
@@ -21,15 +21,7 @@ function capture(): { io: CliIo; out: string[]; err: string[] } {
 
 describe('operator CLI reconcile', function () {
   this.timeout(120_000);
-  let h: CheckoutHarness;
-
-  before(async function () {
-    this.timeout(180_000);
-    h = await startHarness();
-  });
-  after(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
 
   it('refuses bad usage naming the argument, before contacting Temporal', () => {
     assert.throws(

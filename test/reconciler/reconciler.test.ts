@@ -26,27 +26,13 @@ import {
 } from '../../src/workflows/definitions';
 import type { reconcile } from '../../src/workflows/reconciler';
 import { uniqueName } from '../support/temporal';
-import {
-  FAST_OPTIONS,
-  newOrder,
-  startHarness,
-  waitForStatus,
-  type CheckoutHarness,
-} from '../workflows/support';
+import { FAST_OPTIONS, newOrder, suiteHarness, waitForStatus } from '../workflows/support';
 
 const NOW: ReconcileOptions = { orphanGraceMs: 0 };
 
 describe('reconciler', function () {
   this.timeout(120_000);
-  let h: CheckoutHarness;
-
-  before(async function () {
-    this.timeout(180_000);
-    h = await startHarness();
-  });
-  after(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
 
   let runs = 0;
   function runReconcile(taskQueue: string, options: ReconcileOptions): Promise<ReconcileResult> {

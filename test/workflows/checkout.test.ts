@@ -27,24 +27,15 @@ import {
   provisionedCount,
   rejectsWithCause,
   recordHistory,
-  startHarness,
+  suiteHarness,
   successfulCharges,
   until,
   waitForStatus,
-  type CheckoutHarness,
 } from './support';
 
 describe('checkout workflow', function () {
   this.timeout(120_000);
-  let h: CheckoutHarness;
-
-  before(async function () {
-    this.timeout(180_000);
-    h = await startHarness();
-  });
-  after(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
   afterEach(() => {
     h.emulator.control.clearFaults();
   });

@@ -31,7 +31,7 @@ import {
   provisionedCount,
   recordHistory,
   rejectsWithCause,
-  startHarness,
+  suiteHarness,
   successfulCharges,
   until,
   upserts,
@@ -123,15 +123,7 @@ async function sessionReadAfterSignal(h: CheckoutHarness, workflowId: string): P
 
 describe('hosted checkout workflow', function () {
   this.timeout(120_000);
-  let h: CheckoutHarness;
-
-  before(async function () {
-    this.timeout(180_000);
-    h = await startHarness();
-  });
-  after(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
 
   /** An intake for this test's task queue, with an emulator webhook endpoint pointing at it. */
   async function withWebhooks<T>(

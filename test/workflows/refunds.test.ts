@@ -38,10 +38,9 @@ import {
   newOrder,
   recordHistory,
   rejectsWithCause,
-  startHarness,
+  suiteHarness,
   successfulCharges,
   waitForStatus,
-  type CheckoutHarness,
 } from './support';
 
 /** A provisioning backend that is down until the test says otherwise. */
@@ -73,15 +72,7 @@ const REFUNDS_OPTIONS = { idleTimeoutMs: 60_000, stripeCallTimeoutMs: 4_000 } as
 
 describe('refunds and the provisioning grace period', function () {
   this.timeout(120_000);
-  let h: CheckoutHarness;
-
-  before(async function () {
-    this.timeout(180_000);
-    h = await startHarness();
-  });
-  after(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
   afterEach(() => {
     h.emulator.control.clearFaults();
   });

@@ -19,24 +19,15 @@ import {
   inState,
   newOrder,
   recordHistory,
-  startHarness,
+  suiteHarness,
   successfulCharges,
   upserts,
   waitForStatus,
-  type CheckoutHarness,
 } from './support';
 
 describe('checkout search attributes', function () {
   this.timeout(120_000);
-  let h: CheckoutHarness;
-
-  before(async function () {
-    this.timeout(180_000);
-    h = await startHarness();
-  });
-  after(async () => {
-    await h?.close();
-  });
+  const h = suiteHarness();
 
   it('writes them once, with the completion, when a card is paid at once', async function () {
     const { input, taskQueue } = newOrder(h, this.test?.title ?? 'indexed paid');

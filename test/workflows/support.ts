@@ -83,6 +83,30 @@ export async function rejectsWithCause(promise: Promise<unknown>, re: RegExp): P
   );
 }
 
+/**
+ * One harness for the enclosing mocha suite: started in its `before` (up to 180 s: the dev server and
+ * the bundle), closed in its `after`. The returned object stands for the harness inside the suite's
+ * hooks and tests (each property is read from the started harness), so a suite writes
+ * `const h = suiteHarness();` instead of the same before/after pair in every file.
+ */
+export function suiteHarness(): CheckoutHarness {
+  let started: CheckoutHarness | undefined;
+  before(async function () {
+    this.timeout(180_000);
+    started = await startHarness();
+  });
+  after(async () => {
+    await started?.close();
+  });
+  return new Proxy({} as CheckoutHarness, {
+    get(_, key) {
+      if (!started) throw new Error(`the suite's harness is not started yet (reading ${String(key)})`);
+      const value: unknown = Reflect.get(started, key);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(started) : value;
+    },
+  });
+}
+
 export async function startHarness(): Promise<CheckoutHarness> {
   installQuietRuntime();
   const temporal = await testTemporal();
