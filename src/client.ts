@@ -161,6 +161,11 @@ function termsOf(input: CheckoutInput): CheckoutTerms {
   };
 }
 
+/** A checkout's memo: its terms (compared on a duplicate start) and whether the run is traced. */
+function startMemo(terms: object, opts: StartCheckoutOptions): Record<string, unknown> {
+  return { terms, ...((opts.traced ?? tracingExports()) ? { [TRACED_MEMO]: true } : {}) };
+}
+
 function valid<T>(v: Validation<T>): T {
   if (!v.ok) throw new InvalidCheckoutInputError(v.problems);
   return v.value;
@@ -186,7 +191,7 @@ export async function startCheckout(
       args: [checked],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: { terms, ...((opts.traced ?? tracingExports()) ? { [TRACED_MEMO]: true } : {}) },
+      memo: startMemo(terms, opts),
       typedSearchAttributes: [
         { key: OrderIdAttr, value: checked.orderId },
         { key: CheckoutStateAttr, value: PROCESSING },
@@ -288,7 +293,7 @@ export async function startHostedCheckout(
       args: [checked],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: { terms, ...((opts.traced ?? tracingExports()) ? { [TRACED_MEMO]: true } : {}) },
+      memo: startMemo(terms, opts),
       typedSearchAttributes: [
         { key: OrderIdAttr, value: checked.orderId },
         { key: CheckoutStateAttr, value: PROCESSING },

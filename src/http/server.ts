@@ -94,6 +94,14 @@ export const WEBHOOK_SIGNAL_TIMEOUT_MS = 8_000;
 /** Seconds a shed or slow delivery's 503 asks the sender to wait. */
 const WEBHOOK_RETRY_AFTER_S = 5;
 
+/** A webhook delivery not taken now: 503 with `Retry-After`, so the sender retries with backoff. */
+function retryLater(reply: FastifyReply, code: string, message: string): FastifyReply {
+  return reply
+    .code(503)
+    .header('retry-after', String(WEBHOOK_RETRY_AFTER_S))
+    .send({ error: { code, message } });
+}
+
 export interface HttpIntake {
   readonly url: string;
   readonly port: number;
@@ -520,10 +528,7 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
       // for Temporal would hold Stripe's connection past its timeout, and every timed-out attempt
       // comes back as more load. Shed instead: a fast 503 is retried by Stripe with backoff.
       if (webhooksInFlight >= maxInFlight) {
-        return reply
-          .code(503)
-          .header('retry-after', String(WEBHOOK_RETRY_AFTER_S))
-          .send({ error: { code: 'overloaded', message: 'Too many deliveries in progress; retry later' } });
+        return retryLater(reply, 'overloaded', 'Too many deliveries in progress; retry later');
       }
       webhooksInFlight += 1;
       const signaled = client.workflow
@@ -547,15 +552,11 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
           // The signal is still on its way and may land; its failure is no longer anyone's answer.
           signaled.catch(() => undefined);
           request.log.warn({ eventId: event.id }, 'signalling the checkout is slow; asked Stripe to retry');
-          return reply
-            .code(503)
-            .header('retry-after', String(WEBHOOK_RETRY_AFTER_S))
-            .send({
-              error: {
-                code: 'temporal_slow',
-                message: 'The checkout did not take the event in time; retry later',
-              },
-            });
+          return retryLater(
+            reply,
+            'temporal_slow',
+            'The checkout did not take the event in time; retry later',
+          );
         }
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) {

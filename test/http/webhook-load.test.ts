@@ -6,8 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
+import type { LightMyRequestResponse } from 'fastify';
 import Stripe from 'stripe';
-import { STRIPE_WEBHOOK_PATH, buildHttpIntake } from '../../src/http/server';
+import { STRIPE_WEBHOOK_PATH, buildHttpIntake, type HttpIntakeOptions } from '../../src/http/server';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
 
 const SECRET = 'whsec_loadTestSecret0123456789';
@@ -50,17 +51,34 @@ function delivery(n: number): { payload: string; headers: Record<string, string>
   return { payload, headers: { 'content-type': 'application/json', 'stripe-signature': signature } };
 }
 
+type Limits = Pick<HttpIntakeOptions, 'webhookMaxInFlight' | 'webhookSignalTimeoutMs'>;
+interface LoadedIntake {
+  /** Delivers signed event `n` to the webhook route. */
+  readonly send: (n: number) => Promise<LightMyRequestResponse>;
+  /** Releases of the signals still pending, in the order they were sent. */
+  readonly pending: (() => void)[];
+  /** Workflow ids signalled so far. */
+  readonly signals: string[];
+}
+
+/** Runs `body` against an intake with `limits` and a stub client, closing the intake after. */
+async function withLoadedIntake(limits: Limits, body: (t: LoadedIntake) => Promise<void>): Promise<void> {
+  const { client, pending, signals } = stubClient();
+  const app = buildHttpIntake({ client, taskQueue: 'unused', webhookSecrets: [SECRET], ...limits });
+  try {
+    await body({
+      send: (n) => app.inject({ method: 'POST', url: STRIPE_WEBHOOK_PATH, ...delivery(n) }),
+      pending,
+      signals,
+    });
+  } finally {
+    await app.close();
+  }
+}
+
 describe('HTTP intake webhooks under load', () => {
   it('sheds deliveries beyond the in-flight limit with a fast 503 and Retry-After, and takes them again once there is room', async () => {
-    const { client, pending, signals } = stubClient();
-    const app = buildHttpIntake({
-      client,
-      taskQueue: 'unused',
-      webhookSecrets: [SECRET],
-      webhookMaxInFlight: 2,
-    });
-    try {
-      const send = (n: number) => app.inject({ method: 'POST', url: STRIPE_WEBHOOK_PATH, ...delivery(n) });
+    await withLoadedIntake({ webhookMaxInFlight: 2 }, async ({ send, pending, signals }) => {
       const first = send(1);
       const second = send(2);
       while (signals.length < 2) await new Promise((r) => setTimeout(r, 5));
@@ -79,38 +97,28 @@ describe('HTTP intake webhooks under load', () => {
       const taken = await again;
       assert.equal(taken.statusCode, 200, taken.body);
       assert.equal(taken.json<{ signaled: boolean }>().signaled, true);
-    } finally {
-      await app.close();
-    }
+    });
   });
 
   it('answers 503 when the signal is not taken in time, and counts it in flight until it settles', async () => {
-    const { client, pending, signals } = stubClient();
-    const app = buildHttpIntake({
-      client,
-      taskQueue: 'unused',
-      webhookSecrets: [SECRET],
-      webhookMaxInFlight: 1,
-      webhookSignalTimeoutMs: 100,
-    });
-    try {
-      const send = (n: number) => app.inject({ method: 'POST', url: STRIPE_WEBHOOK_PATH, ...delivery(n) });
-      const started = Date.now();
-      const slow = await send(1);
-      assert.equal(slow.statusCode, 503, slow.body);
-      assert.equal(slow.json<{ error: { code: string } }>().error.code, 'temporal_slow');
-      assert.ok(Date.now() - started < 5_000, 'answered at the deadline, not when the signal settled');
-      // Still in flight (the signal may land): the next delivery is shed until it settles.
-      assert.equal((await send(2)).statusCode, 503);
-      assert.equal(signals.length, 1);
-      for (const release of pending.splice(0)) release();
-      await new Promise((r) => setTimeout(r, 10));
-      const next = send(2);
-      while (signals.length < 2) await new Promise((r) => setTimeout(r, 5));
-      for (const release of pending.splice(0)) release();
-      assert.equal((await next).statusCode, 200);
-    } finally {
-      await app.close();
-    }
+    await withLoadedIntake(
+      { webhookMaxInFlight: 1, webhookSignalTimeoutMs: 100 },
+      async ({ send, pending, signals }) => {
+        const started = Date.now();
+        const slow = await send(1);
+        assert.equal(slow.statusCode, 503, slow.body);
+        assert.equal(slow.json<{ error: { code: string } }>().error.code, 'temporal_slow');
+        assert.ok(Date.now() - started < 5_000, 'answered at the deadline, not when the signal settled');
+        // Still in flight (the signal may land): the next delivery is shed until it settles.
+        assert.equal((await send(2)).statusCode, 503);
+        assert.equal(signals.length, 1);
+        for (const release of pending.splice(0)) release();
+        await new Promise((r) => setTimeout(r, 10));
+        const next = send(2);
+        while (signals.length < 2) await new Promise((r) => setTimeout(r, 5));
+        for (const release of pending.splice(0)) release();
+        assert.equal((await next).statusCode, 200);
+      },
+    );
   });
 });
