@@ -38,7 +38,6 @@
  */
 import {
   ApplicationFailure,
-  allHandlersFinished,
   condition,
   log,
   setHandler,
@@ -60,6 +59,7 @@ import {
   writeBudgetLeft,
   rejectInvalid,
   CheckoutStateChanges,
+  whenHandlersFinished,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 import {
@@ -111,7 +111,9 @@ const DEFAULTS = {
 
 type Outcome = 'paid' | 'declined' | 'expired' | 'canceled' | 'needs_attention';
 
-export async function checkout(rawInput: CheckoutInput): Promise<CheckoutResult> {
+// Not `async`: it awaits nothing itself, and every promise costs the sandbox a stack trace. A throw
+// here rejects the SDK's (async) start handler just as a rejection would.
+export function checkout(rawInput: CheckoutInput): Promise<CheckoutResult> {
   const validation = validateCheckoutInput(rawInput);
   if (!validation.ok) {
     throw ApplicationFailure.create({
@@ -340,25 +342,42 @@ class Checkout {
     return this.follow(pi);
   }
 
-  /** Follows a confirmed PaymentIntent until Stripe says succeeded, failed, or time is up. */
-  private async follow(initial: PaymentIntentSnapshot): Promise<Outcome> {
+  /**
+   * Follows a confirmed PaymentIntent until Stripe says succeeded, failed, or time is up. A status
+   * that decides the outcome returns it at once, without a promise (a card paid at once, the usual
+   * case: the sandbox records a stack trace for every promise a workflow creates).
+   */
+  private follow(initial: PaymentIntentSnapshot): Outcome | Promise<Outcome> {
+    return this.settled(initial) ?? this.waitForPayment(initial);
+  }
+
+  /** The outcome this PaymentIntent's status decides, or undefined while it is still on its way. */
+  private settled(pi: PaymentIntentSnapshot): Outcome | undefined {
+    switch (pi.status) {
+      case 'succeeded':
+        this.setState('paid', `Stripe shows ${pi.id} succeeded`);
+        return 'paid';
+      case 'requires_payment_method':
+        if (pi.lastPaymentError) return this.declined(this.declineFrom(pi));
+        return this.park('unexpected_payment_state', `${pi.id} needs a payment method again`, true);
+      case 'requires_confirmation':
+        return this.park('unexpected_payment_state', `${pi.id} is unconfirmed`, true);
+      case 'canceled':
+        return this.park('unexpected_payment_state', `${pi.id} was canceled outside this checkout`, true);
+      case 'requires_capture':
+        return this.park('unexpected_payment_state', `${pi.id} awaits a manual capture`, false);
+      default:
+        return undefined;
+    }
+  }
+
+  /** 3-D Secure or an asynchronous method: waits (polling, or woken by a webhook) until it settles. */
+  private async waitForPayment(initial: PaymentIntentSnapshot): Promise<Outcome> {
     let pi = initial;
     const deadline = Date.now() + this.opts.paymentActionTimeoutMs;
     let interval = this.opts.paymentPollIntervalMs;
     for (;;) {
       switch (pi.status) {
-        case 'succeeded':
-          this.setState('paid', `Stripe shows ${pi.id} succeeded`);
-          return 'paid';
-        case 'requires_payment_method':
-          if (pi.lastPaymentError) return this.declined(this.declineFrom(pi));
-          return this.park('unexpected_payment_state', `${pi.id} needs a payment method again`, true);
-        case 'requires_confirmation':
-          return this.park('unexpected_payment_state', `${pi.id} is unconfirmed`, true);
-        case 'canceled':
-          return this.park('unexpected_payment_state', `${pi.id} was canceled outside this checkout`, true);
-        case 'requires_capture':
-          return this.park('unexpected_payment_state', `${pi.id} awaits a manual capture`, false);
         case 'requires_action':
           this.setState('awaiting_customer_action', pi.id);
           break;
@@ -376,6 +395,8 @@ class Checkout {
       if (Date.now() >= deadline) return this.expire(pi.id);
       pi = (await this.read(pi.id)) ?? pi;
       this.adopt(pi);
+      const outcome = this.settled(pi);
+      if (outcome !== undefined) return outcome;
     }
   }
 
@@ -606,7 +627,7 @@ class Checkout {
     });
   }
 
-  private finishCanceled(): Promise<CheckoutResult> {
+  private finishCanceled(): CheckoutResult | Promise<CheckoutResult> {
     return this.finish({
       outcome: 'canceled',
       ...this.ids(),
@@ -623,10 +644,8 @@ class Checkout {
     };
   }
 
-  private async finish(result: CheckoutResult): Promise<CheckoutResult> {
-    // Update callers wait for the main flow to take their request; let them return first.
-    await condition(allHandlersFinished);
-    return result;
+  private finish(result: CheckoutResult): CheckoutResult | Promise<CheckoutResult> {
+    return whenHandlersFinished(result);
   }
 
   // -------------------------------------------------------------------------------------------

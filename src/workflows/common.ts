@@ -7,6 +7,8 @@ import type { MetricCounter, SearchAttributeUpdatePair } from '@temporalio/commo
 import {
   ApplicationFailure,
   TimeoutFailure,
+  allHandlersFinished,
+  condition,
   metricMeter,
   proxyActivities,
   upsertSearchAttributes,
@@ -36,6 +38,18 @@ export const MAX_POLL_INTERVAL_MS = 1 * MINUTE;
 export const MIN_WRITE_BUDGET_MS = 1 * SECOND;
 /** Reads are always safe to repeat; give up (inconclusive) after this long. */
 export const READ_SCHEDULE_TO_CLOSE_MS = 10 * MINUTE;
+
+/**
+ * The workflow's result, once every update and signal handler has finished: update callers wait
+ * for the main flow to take their request, so they return first. With no handler running (the
+ * usual end) it is the result itself, not a promise: the sandbox records a stack trace for every
+ * promise a workflow creates, and this wait would be three of them. Either way the workflow
+ * completes in the same activation, with the same commands.
+ */
+export function whenHandlersFinished<T>(result: T): T | Promise<T> {
+  if (allHandlersFinished()) return result;
+  return condition(allHandlersFinished).then(() => result);
+}
 
 /** Backoff for activities: from one second, doubling, at most a minute between attempts. */
 export const ACTIVITY_RETRY = {

@@ -36,7 +36,6 @@
  */
 import {
   ApplicationFailure,
-  allHandlersFinished,
   condition,
   log,
   setHandler,
@@ -93,6 +92,7 @@ import {
   writeBudgetLeft,
   rejectInvalid,
   CheckoutStateChanges,
+  whenHandlersFinished,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
 
@@ -637,15 +637,13 @@ class HostedCheckout {
     return { orderId: this.input.orderId, generation: 1, paymentIntentId: this.paymentIntent?.id };
   }
 
-  private async finish(result: CheckoutResult): Promise<CheckoutResult> {
+  private finish(result: CheckoutResult): CheckoutResult | Promise<CheckoutResult> {
     this.refusePendingCancel(`the checkout ended ${result.outcome}`);
     if (this.pendingResolve) {
       this.record('workflow', 'resolve_refused', `the checkout ended ${result.outcome}`);
       this.pendingResolve = undefined;
     }
-    // Update callers wait for the main flow to take their request; let them return first.
-    await condition(allHandlersFinished);
-    return result;
+    return whenHandlersFinished(result);
   }
 
   // -------------------------------------------------------------------------------------------
