@@ -111,9 +111,7 @@ const DEFAULTS = {
 
 type Outcome = 'paid' | 'declined' | 'expired' | 'canceled' | 'needs_attention';
 
-// Not `async`: it awaits nothing itself, and every promise costs the sandbox a stack trace. A throw
-// here rejects the SDK's (async) start handler just as a rejection would.
-export function checkout(rawInput: CheckoutInput): Promise<CheckoutResult> {
+export async function checkout(rawInput: CheckoutInput): Promise<CheckoutResult> {
   const validation = validateCheckoutInput(rawInput);
   if (!validation.ok) {
     throw ApplicationFailure.create({
