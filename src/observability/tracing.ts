@@ -169,12 +169,17 @@ export function traceHttpIntake(app: FastifyInstance): void {
   });
 }
 
-/** `/v1/payment_intents/pi_123/confirm` → `/v1/payment_intents/{id}/confirm`: a bounded span name. */
+/**
+ * `/v1/payment_intents/pi_123/confirm` → `/v1/payment_intents/{id}/confirm`: a bounded span name.
+ * Stripe's path words are lowercase snake_case (`payment_intents`); an object id is a lowercase
+ * prefix, an underscore and mixed-case alphanumerics, so it has an uppercase letter or a digit.
+ * (A digit alone is not enough: about one random 24-character id in 70 has none.)
+ */
 export function stripePathTemplate(path: string): string {
   const bare = path.split('?')[0] ?? '';
   return bare
     .split('/')
-    .map((segment) => (/^[a-z]+_[A-Za-z0-9_]+$/.test(segment) && /\d/.test(segment) ? '{id}' : segment))
+    .map((segment) => (/^[a-z]+_[A-Za-z0-9_]+$/.test(segment) && /[A-Z0-9]/.test(segment) ? '{id}' : segment))
     .join('/');
 }
 

@@ -127,7 +127,17 @@ describe('tracing from the HTTP intake to Stripe', function () {
       stripePathTemplate('/v1/payment_intents/pi_3AbC123/confirm'),
       '/v1/payment_intents/{id}/confirm',
     );
+    // An id without a digit (the local Stripe server made this one; the trace test above once got it).
+    assert.equal(
+      stripePathTemplate('/v1/payment_intents/pi_qOJwlhBCLyntqlzQNTKLHAmO/confirm'),
+      '/v1/payment_intents/{id}/confirm',
+    );
+    assert.equal(
+      stripePathTemplate('/v1/checkout/sessions/cs_test_a1B2c3/expire'),
+      '/v1/checkout/sessions/{id}/expire',
+    );
     assert.equal(stripePathTemplate('/v1/payment_intents/search?query=x'), '/v1/payment_intents/search');
+    assert.equal(stripePathTemplate('/v1/payment_methods'), '/v1/payment_methods');
     assert.equal(stripePathTemplate('/v1/refunds'), '/v1/refunds');
   });
 });
