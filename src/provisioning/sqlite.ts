@@ -73,30 +73,38 @@ export class SqliteProvisioner implements Provisioner {
     if (filename !== ':memory:') mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
     this.db = new Database(filename);
     // WAL plus a busy timeout: a worker killed mid-write and its replacement can share the file.
-    this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS entitlements (
-        entitlement_id    TEXT PRIMARY KEY,
-        workflow_id       TEXT NOT NULL UNIQUE,
-        order_id          TEXT NOT NULL UNIQUE,
-        payment_intent_id TEXT NOT NULL,
-        sku               TEXT NOT NULL,
-        quantity          INTEGER NOT NULL CHECK (quantity > 0),
-        created_at        TEXT NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS refunds (
-        refund_id   TEXT PRIMARY KEY,
-        workflow_id TEXT NOT NULL,
-        amount      INTEGER NOT NULL CHECK (amount > 0),
-        full_refund INTEGER NOT NULL,
-        recorded_at TEXT NOT NULL
-      )`);
-    // Files written before refunds existed lack the column; add it in place.
-    const columns = this.db.prepare('PRAGMA table_info(entitlements)').all() as { name: string }[];
-    if (!columns.some((c) => c.name === 'revoked_at')) {
-      this.db.exec('ALTER TABLE entitlements ADD COLUMN revoked_at TEXT');
-    }
+    this.db.pragma('journal_mode = WAL');
+    // The schema is created, and an older file migrated, in one immediate transaction: workers
+    // starting together on a fresh file would otherwise both see the column missing and both add
+    // it, and the second process would die on "duplicate column name".
+    this.db
+      .transaction(() => {
+        this.db.exec(`
+          CREATE TABLE IF NOT EXISTS entitlements (
+            entitlement_id    TEXT PRIMARY KEY,
+            workflow_id       TEXT NOT NULL UNIQUE,
+            order_id          TEXT NOT NULL UNIQUE,
+            payment_intent_id TEXT NOT NULL,
+            sku               TEXT NOT NULL,
+            quantity          INTEGER NOT NULL CHECK (quantity > 0),
+            created_at        TEXT NOT NULL,
+            revoked_at        TEXT
+          );
+          CREATE TABLE IF NOT EXISTS refunds (
+            refund_id   TEXT PRIMARY KEY,
+            workflow_id TEXT NOT NULL,
+            amount      INTEGER NOT NULL CHECK (amount > 0),
+            full_refund INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL
+          )`);
+        // Files written before refunds existed lack the column; add it in place.
+        const columns = this.db.prepare('PRAGMA table_info(entitlements)').all() as { name: string }[];
+        if (!columns.some((c) => c.name === 'revoked_at')) {
+          this.db.exec('ALTER TABLE entitlements ADD COLUMN revoked_at TEXT');
+        }
+      })
+      .immediate();
     // Prepared once, after the schema is final (a statement compiled against the old columns
     // would not see `revoked_at`), so a grant does not recompile its SQL on every call.
     const sql = prepareStatements(this.db);

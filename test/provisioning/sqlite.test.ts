@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -137,6 +139,54 @@ describe('SqliteProvisioner', () => {
       full: true,
     });
     assert.ok(revoked?.revokedAt);
+    await p.close();
+  });
+
+  it('lets a second process open the file while the first is still adding the revocation column', async () => {
+    // Two workers starting together on one file: the first has created the tables and is adding
+    // the column (its write not yet committed) when the second opens the file. The second must wait
+    // for it and find the column, not add it again: "duplicate column name" killed a chaos-run worker.
+    const file = path.join(dir, 'migrating.sqlite');
+    const first = new Database(file);
+    first.pragma('journal_mode = WAL');
+    first.exec(`CREATE TABLE entitlements (
+      entitlement_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL UNIQUE,
+      payment_intent_id TEXT NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL CHECK (quantity > 0),
+      created_at TEXT NOT NULL);
+      CREATE TABLE refunds (
+      refund_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0),
+      full_refund INTEGER NOT NULL, recorded_at TEXT NOT NULL)`);
+    first.exec('BEGIN IMMEDIATE');
+    first.exec('ALTER TABLE entitlements ADD COLUMN revoked_at TEXT');
+    const second = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(__dirname, 'open-sqlite.ts'), file],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    second.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    second.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    const exited = once(second, 'exit');
+    try {
+      // Commit only once the second process is opening (it then waits on the busy timeout).
+      while (!out.includes('opening')) {
+        if (second.exitCode !== null) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      first.exec('COMMIT');
+    } finally {
+      first.close();
+    }
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0, `the second process failed to open the file: ${err}`);
+    assert.match(out, /opened/);
+    const p = new SqliteProvisioner(file);
+    await p.provision(request);
+    assert.ok((await p.recordRefund({ ...request, refundId: 're_1', amount: 1, full: true }))?.revokedAt);
     await p.close();
   });
 
