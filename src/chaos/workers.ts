@@ -28,6 +28,7 @@ interface Slot {
 }
 
 const READY_LINE = 'checkout worker polling';
+const TAIL_CHARS = 2_000;
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
 export class WorkerPool {
@@ -72,11 +73,18 @@ export class WorkerPool {
     slot.log.write(`--- start ${new Date().toISOString()} pid ${String(child.pid)}\n`);
     const ready = new Promise<void>((resolve, reject) => {
       let seen = '';
+      // The last of the child's output, both streams, for the error when it dies before polling
+      // (its log file is in the run's temporary directory, which is gone once the run ends).
+      let tail = '';
+      const keep = (chunk: Buffer): void => {
+        if (seen !== 'ready') tail = (tail + chunk.toString('utf8')).slice(-TAIL_CHARS);
+      };
       const timer = setTimeout(() => {
         reject(new Error(`worker ${i} did not start polling within ${this.options.readyTimeoutMs} ms`));
       }, this.options.readyTimeoutMs);
       child.stdout?.on('data', (chunk: Buffer) => {
         slot.log.write(chunk);
+        keep(chunk);
         if (seen !== 'ready') {
           seen = (seen + chunk.toString('utf8')).slice(-4_096);
           if (seen.includes(READY_LINE)) {
@@ -86,13 +94,20 @@ export class WorkerPool {
           }
         }
       });
-      child.stderr?.on('data', (chunk: Buffer) => slot.log.write(chunk));
+      child.stderr?.on('data', (chunk: Buffer) => {
+        slot.log.write(chunk);
+        keep(chunk);
+      });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
         slot.log.write(`--- exit code ${String(code)} signal ${String(signal)}\n`);
         if (slot.child === child) slot.child = undefined;
         if (seen !== 'ready')
-          reject(new Error(`worker ${i} exited (code ${code}, signal ${signal}) before polling`));
+          reject(
+            new Error(
+              `worker ${i} exited (code ${code}, signal ${signal}) before polling; its last output:\n${tail}`,
+            ),
+          );
         if (!this.expected.has(child) && !this.stopping) {
           this.unexpectedExits += 1;
           this.track(
