@@ -59,16 +59,34 @@ export function startupBanner(stack: Stack): string {
   return lines.join('\n');
 }
 
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
+/** A SIGINT this long after the one that started the shutdown is a second Ctrl-C, not a copy. */
+const SECOND_CTRL_C_AFTER_MS = 1_000;
+
+/**
+ * Resolves with the first SIGINT or SIGTERM. The listeners stay for the life of the process, so a
+ * repeat never meets Node's default action (exit at once). A second Ctrl-C while draining means
+ * "now"; but one Ctrl-C often arrives more than once within milliseconds (the terminal signals the
+ * whole process group, and npm and tsx forward it to their child as well), so only a SIGINT at
+ * least a second after the shutdown began counts as a second one. Repeated SIGTERMs are ignored.
+ */
+function stopSignals(): { first: Promise<NodeJS.Signals>; stopping: () => void } {
+  let stoppingSince: number | undefined;
+  const stopping = (): void => {
+    stoppingSince ??= Date.now();
+  };
+  const first = new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(signal);
+      if (stoppingSince === undefined) {
+        stopping();
+        resolve(signal);
+      } else if (signal === 'SIGINT' && Date.now() - stoppingSince >= SECOND_CTRL_C_AFTER_MS) {
+        process.exit(130);
+      }
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  return { first, stopping };
 }
 
 export async function main(): Promise<void> {
@@ -78,10 +96,10 @@ export async function main(): Promise<void> {
   const stack = await startStack(config, { log: (line) => console.log(line), observability });
   try {
     console.log(startupBanner(stack));
-    const signal = await Promise.race([waitForSignal(), stack.failure]);
+    const signals = stopSignals();
+    const signal = await Promise.race([signals.first, stack.failure]);
+    signals.stopping();
     console.log(`\n${signal}: shutting down (the worker finishes what it is doing)...`);
-    // A second Ctrl-C while draining means "now".
-    process.once('SIGINT', () => process.exit(130));
   } finally {
     await stack.close();
     await observability.shutdown();

@@ -181,8 +181,8 @@ describe('stack', function () {
   });
 
   describe('npm start (src/stack/main.ts)', () => {
-    it('prints where everything is, stays up, and exits 0 after SIGTERM', async function () {
-      this.timeout(180_000);
+    /** Runs `npm start`'s entry point on free ports; `stop` is called once the banner is out. */
+    async function runStackAndStop(stop: (kill: (signal: NodeJS.Signals) => void) => void) {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-main-'));
       try {
         const env = {
@@ -196,25 +196,46 @@ describe('stack', function () {
         const run = await runEntryPoint('src/stack/main.ts', env, 150_000, (stdout, kill) => {
           if (!signaled && stdout.includes('Press Ctrl-C to stop.')) {
             signaled = true;
-            kill('SIGTERM');
+            stop(kill);
           }
         });
-        assert.equal(run.code, 0, run.stderr);
-        assert.match(
-          run.stdout,
-          new RegExp(`Temporal UI: +http://127\\.0\\.0\\.1:${env.TEMPORAL_EMBEDDED_UI_PORT}`),
-        );
-        assert.match(
-          run.stdout,
-          new RegExp(`Stripe: +local emulator at http://127\\.0\\.0\\.1:${env.STRIPE_EMULATOR_PORT}`),
-        );
-        assert.match(run.stdout, new RegExp(`HTTP intake: +http://127\\.0\\.0\\.1:${env.HTTP_PORT}`));
-        assert.match(run.stdout, /curl -sS -X POST .*\/v1\/checkouts/);
-        assert.match(run.stdout, /npm run checkout -- start --order-id/);
-        assert.match(run.stdout, /Stopped\./);
+        return { env, run };
       } finally {
         await rm(dataDir, { recursive: true, force: true });
       }
+    }
+
+    it('prints where everything is, stays up, and exits 0 after SIGTERM', async function () {
+      this.timeout(180_000);
+      const { env, run } = await runStackAndStop((kill) => kill('SIGTERM'));
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(
+        run.stdout,
+        new RegExp(`Temporal UI: +http://127\\.0\\.0\\.1:${env.TEMPORAL_EMBEDDED_UI_PORT}`),
+      );
+      assert.match(
+        run.stdout,
+        new RegExp(`Stripe: +local emulator at http://127\\.0\\.0\\.1:${env.STRIPE_EMULATOR_PORT}`),
+      );
+      assert.match(run.stdout, new RegExp(`HTTP intake: +http://127\\.0\\.0\\.1:${env.HTTP_PORT}`));
+      assert.match(run.stdout, /curl -sS -X POST .*\/v1\/checkouts/);
+      assert.match(run.stdout, /npm run checkout -- start --order-id/);
+      assert.match(run.stdout, /Stopped\./);
+    });
+
+    it('stops gracefully and exits 0 when one Ctrl-C arrives twice (the terminal and npm or tsx both deliver it)', async function () {
+      this.timeout(180_000);
+      const { run } = await runStackAndStop((kill) => {
+        kill('SIGINT');
+        setTimeout(() => kill('SIGINT'), 30);
+      });
+      assert.equal(
+        run.code,
+        0,
+        `a copy of the first Ctrl-C is not a second one:\n${run.stdout}\n${run.stderr}`,
+      );
+      assert.match(run.stdout, /SIGINT: shutting down/);
+      assert.match(run.stdout, /Stopped\./);
     });
 
     it('exits 1 listing every configuration problem, starting nothing', async () => {
