@@ -261,6 +261,9 @@ async function connectOnce(
   }
 }
 
+/** A stop signal after the first: the worker is draining already (see `main`). */
+function ignoreRepeatedStop(): void {}
+
 function describeError(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return message.replace(/\s+/g, ' ').slice(0, 300);
@@ -310,6 +313,12 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
     observability.startVisibilityGauges(new Client({ connection, namespace: config.temporal.namespace }));
     logger.info(`checkout worker polling ${config.temporal.namespace}/${config.temporal.taskQueue}`);
     // The SDK's runtime turns SIGINT/SIGTERM into worker.shutdown(); run() resolves once drained.
+    // It then removes its own listeners, but one stop is often delivered more than once (a terminal
+    // signals the whole process group, and npm and tsx forward the signal to their child too): a
+    // repeat with no listener left would kill the process mid-drain (Node's default action). This
+    // listener lets it drain; the shutdown grace still bounds how long.
+    process.on('SIGINT', ignoreRepeatedStop);
+    process.on('SIGTERM', ignoreRepeatedStop);
     await runUntilStoppedOrAbandoned(
       worker,
       config.worker.shutdownGraceMs + SHUTDOWN_CANCEL_MARGIN_MS,
@@ -320,6 +329,8 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
     );
     logger.info('checkout worker stopped');
   } finally {
+    process.off('SIGINT', ignoreRepeatedStop);
+    process.off('SIGTERM', ignoreRepeatedStop);
     await observability.shutdown();
     if (!abandoned) {
       await connection?.close();

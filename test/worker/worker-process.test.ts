@@ -72,8 +72,9 @@ describe('checkout worker process in operation', function () {
     await h?.close();
   });
 
-  it('finishes the charge in flight when stopped with SIGTERM, exits 0, and a new worker completes the checkout with one charge and one entitlement', async function () {
-    const { input, taskQueue } = newOrder(h, this.test?.title ?? 'sigterm', { options: SLOW_CALL_OPTIONS });
+  /** A checkout charging on a worker process of its own, its confirm held by Stripe and in flight. */
+  async function chargeHeldOnWorker(title: string) {
+    const { input, taskQueue } = newOrder(h, title, { options: SLOW_CALL_OPTIONS });
     const wf = checkoutWorkflowId(input.orderId);
     const held = h.emulator.control.addFault({
       fault: 'slow',
@@ -81,31 +82,41 @@ describe('checkout worker process in operation', function () {
       delayMs: CONFIRM_HELD_MS,
       times: 1,
     });
-    const first = await startWorkerProcess(workerEnv(h, taskQueue));
-    spawned.push(first);
+    const worker = await startWorkerProcess(workerEnv(h, taskQueue));
+    spawned.push(worker);
     await startCheckout(h.client, input, { taskQueue });
     await until(
       () => h.emulator.control.faults().some((f) => f.id === held.id && f.hits === 1),
       60_000,
       'the confirm to be in flight',
     );
+    return { input, taskQueue, wf, worker };
+  }
 
-    const signalledAt = Date.now();
-    first.child.kill('SIGTERM');
-    const stopped = await first.exited;
-    assert.equal(stopped.code, 0, `graceful shutdown exits 0:\n${first.output()}`);
-    assert.match(first.output(), /checkout worker stopped/);
-
-    // Before any other worker exists: the stopping worker itself finished the confirm, after the
-    // signal, on its first attempt. Nothing failed, timed out or was retried.
+  /**
+   * Before any other worker exists: the stopped worker itself finished the confirm, after the
+   * signal, on its first attempt. Nothing failed, timed out or was retried.
+   */
+  async function assertConfirmFinishedBy(worker: WorkerProcess, wf: string, signalledAt: number) {
     const events = (await h.client.workflow.getHandle(wf).fetchHistory()).events ?? [];
     const confirms = activityRuns(events, 'confirmPaymentIntent');
     assert.equal(confirms.length, 1, JSON.stringify(confirms));
     const [confirm] = confirms;
     assert.equal(confirm?.outcome, 'completed');
     assert.equal(confirm?.attempt, 1);
-    assert.ok(confirm?.identity.startsWith(first.identityPrefix), `${confirm?.identity} ran the confirm`);
-    assert.ok((confirm?.at ?? 0) >= signalledAt, 'the confirm completed after SIGTERM, within the grace');
+    assert.ok(confirm?.identity.startsWith(worker.identityPrefix), `${confirm?.identity} ran the confirm`);
+    assert.ok((confirm?.at ?? 0) >= signalledAt, 'the confirm completed after the signal, within the grace');
+  }
+
+  it('finishes the charge in flight when stopped with SIGTERM, exits 0, and a new worker completes the checkout with one charge and one entitlement', async function () {
+    const { input, taskQueue, wf, worker: first } = await chargeHeldOnWorker(this.test?.title ?? 'sigterm');
+
+    const signalledAt = Date.now();
+    first.child.kill('SIGTERM');
+    const stopped = await first.exited;
+    assert.equal(stopped.code, 0, `graceful shutdown exits 0:\n${first.output()}`);
+    assert.match(first.output(), /checkout worker stopped/);
+    await assertConfirmFinishedBy(first, wf, signalledAt);
     assert.equal(successfulCharges(h, input.orderId), 1);
     assert.equal(await provisionedCount(h, input.orderId), 0, 'nothing provisions without a worker');
 
@@ -121,6 +132,22 @@ describe('checkout worker process in operation', function () {
 
     second.child.kill('SIGTERM');
     assert.equal((await second.exited).code, 0, second.output());
+  });
+
+  it('keeps draining when one stop arrives several times (a terminal, npm and tsx each deliver a Ctrl-C), finishes the charge and exits 0', async function () {
+    const { input, wf, worker } = await chargeHeldOnWorker(this.test?.title ?? 'repeated stop');
+
+    const signalledAt = Date.now();
+    worker.child.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    worker.child.kill('SIGINT');
+    worker.child.kill('SIGTERM');
+    const stopped = await worker.exited;
+    assert.equal(stopped.signal, null, `killed by ${String(stopped.signal)} mid-drain:\n${worker.output()}`);
+    assert.equal(stopped.code, 0, `graceful shutdown exits 0:\n${worker.output()}`);
+    assert.match(worker.output(), /checkout worker stopped/);
+    await assertConfirmFinishedBy(worker, wf, signalledAt);
+    assert.equal(successfulCharges(h, input.orderId), 1);
   });
 
   it('lets a second worker process on the same task queue carry on when the one charging is stopped with SIGTERM', async function () {
