@@ -122,6 +122,12 @@ const SHUTDOWN_CANCEL_MARGIN_MS = 2_000;
  * `worker.run()`, unless a stop signal came and it has not drained `forceAfterMs` later: then it
  * rejects, naming the setting, and leaves the tasks still running to Temporal's timeouts and retries.
  * (The SDK's own `shutdownForceTime` ends in an IllegalStateError from its cleanup instead.)
+ *
+ * The SDK's runtime turns the first SIGINT/SIGTERM into `worker.shutdown()` and then removes its own
+ * listeners. One stop is often delivered more than once (a terminal signals the whole process group,
+ * and npm and tsx forward the signal to their child too), and a repeat with no listener left would
+ * kill the process mid-drain (Node's default action). So these listeners stay until `run()` is over,
+ * and only the first signal starts the clock.
  */
 async function runUntilStoppedOrAbandoned(
   worker: Worker,
@@ -130,8 +136,11 @@ async function runUntilStoppedOrAbandoned(
 ): Promise<void> {
   const running = worker.run();
   let onStop: (() => void) | undefined;
+  let stopping = false;
   const overdue = new Promise<never>((_, reject) => {
     onStop = (): void => {
+      if (stopping) return;
+      stopping = true;
       setTimeout(() => {
         onAbandon();
         running.catch(() => undefined);
@@ -144,8 +153,8 @@ async function runUntilStoppedOrAbandoned(
         );
       }, forceAfterMs).unref();
     };
-    process.once('SIGINT', onStop);
-    process.once('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    process.on('SIGTERM', onStop);
   });
   try {
     await Promise.race([running, overdue]);
@@ -261,9 +270,6 @@ async function connectOnce(
   }
 }
 
-/** A stop signal after the first: the worker is draining already (see `main`). */
-function ignoreRepeatedStop(): void {}
-
 function describeError(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return message.replace(/\s+/g, ' ').slice(0, 300);
@@ -313,12 +319,6 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
     observability.startVisibilityGauges(new Client({ connection, namespace: config.temporal.namespace }));
     logger.info(`checkout worker polling ${config.temporal.namespace}/${config.temporal.taskQueue}`);
     // The SDK's runtime turns SIGINT/SIGTERM into worker.shutdown(); run() resolves once drained.
-    // It then removes its own listeners, but one stop is often delivered more than once (a terminal
-    // signals the whole process group, and npm and tsx forward the signal to their child too): a
-    // repeat with no listener left would kill the process mid-drain (Node's default action). This
-    // listener lets it drain; the shutdown grace still bounds how long.
-    process.on('SIGINT', ignoreRepeatedStop);
-    process.on('SIGTERM', ignoreRepeatedStop);
     await runUntilStoppedOrAbandoned(
       worker,
       config.worker.shutdownGraceMs + SHUTDOWN_CANCEL_MARGIN_MS,
@@ -329,8 +329,6 @@ export async function main(config: AppConfig = loadConfig()): Promise<void> {
     );
     logger.info('checkout worker stopped');
   } finally {
-    process.off('SIGINT', ignoreRepeatedStop);
-    process.off('SIGTERM', ignoreRepeatedStop);
     await observability.shutdown();
     if (!abandoned) {
       await connection?.close();
