@@ -69,15 +69,12 @@ const SECOND_CTRL_C_AFTER_MS = 1_000;
  * whole process group, and npm and tsx forward it to their child as well), so only a SIGINT at
  * least a second after the shutdown began counts as a second one. Repeated SIGTERMs are ignored.
  */
-function stopSignals(): { first: Promise<NodeJS.Signals>; stopping: () => void } {
+function stopSignals(): Promise<NodeJS.Signals> {
   let stoppingSince: number | undefined;
-  const stopping = (): void => {
-    stoppingSince ??= Date.now();
-  };
-  const first = new Promise<NodeJS.Signals>((resolve) => {
+  return new Promise((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stoppingSince === undefined) {
-        stopping();
+        stoppingSince = Date.now();
         resolve(signal);
       } else if (signal === 'SIGINT' && Date.now() - stoppingSince >= SECOND_CTRL_C_AFTER_MS) {
         process.exit(130);
@@ -86,7 +83,6 @@ function stopSignals(): { first: Promise<NodeJS.Signals>; stopping: () => void }
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  return { first, stopping };
 }
 
 export async function main(): Promise<void> {
@@ -96,9 +92,7 @@ export async function main(): Promise<void> {
   const stack = await startStack(config, { log: (line) => console.log(line), observability });
   try {
     console.log(startupBanner(stack));
-    const signals = stopSignals();
-    const signal = await Promise.race([signals.first, stack.failure]);
-    signals.stopping();
+    const signal = await Promise.race([stopSignals(), stack.failure]);
     console.log(`\n${signal}: shutting down (the worker finishes what it is doing)...`);
   } finally {
     await stack.close();
