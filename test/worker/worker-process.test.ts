@@ -72,24 +72,31 @@ describe('checkout worker process in operation', function () {
     await h?.close();
   });
 
+  /** Stripe holds this checkout's first confirm for `delayMs`; the result resolves once it arrived. */
+  function holdConfirm(wf: string, delayMs: number): () => Promise<void> {
+    const held = h.emulator.control.addFault({
+      fault: 'slow',
+      idempotencyKey: paymentIdempotencyKey(wf, 1, 'confirm'),
+      delayMs,
+      times: 1,
+    });
+    return () =>
+      until(
+        () => h.emulator.control.faults().some((f) => f.id === held.id && f.hits === 1),
+        60_000,
+        'the confirm to be in flight',
+      );
+  }
+
   /** A checkout charging on a worker process of its own, its confirm held by Stripe and in flight. */
   async function chargeHeldOnWorker(title: string) {
     const { input, taskQueue } = newOrder(h, title, { options: SLOW_CALL_OPTIONS });
     const wf = checkoutWorkflowId(input.orderId);
-    const held = h.emulator.control.addFault({
-      fault: 'slow',
-      idempotencyKey: paymentIdempotencyKey(wf, 1, 'confirm'),
-      delayMs: CONFIRM_HELD_MS,
-      times: 1,
-    });
+    const confirmInFlight = holdConfirm(wf, CONFIRM_HELD_MS);
     const worker = await startWorkerProcess(workerEnv(h, taskQueue));
     spawned.push(worker);
     await startCheckout(h.client, input, { taskQueue });
-    await until(
-      () => h.emulator.control.faults().some((f) => f.id === held.id && f.hits === 1),
-      60_000,
-      'the confirm to be in flight',
-    );
+    await confirmInFlight();
     return { input, taskQueue, wf, worker };
   }
 
@@ -155,23 +162,14 @@ describe('checkout worker process in operation', function () {
       options: SLOW_CALL_OPTIONS,
     });
     const wf = checkoutWorkflowId(input.orderId);
-    const held = h.emulator.control.addFault({
-      fault: 'slow',
-      idempotencyKey: paymentIdempotencyKey(wf, 1, 'confirm'),
-      delayMs: CONFIRM_HELD_MS,
-      times: 1,
-    });
+    const confirmInFlight = holdConfirm(wf, CONFIRM_HELD_MS);
     const workers = await Promise.all([
       startWorkerProcess(workerEnv(h, taskQueue)),
       startWorkerProcess(workerEnv(h, taskQueue)),
     ]);
     spawned.push(...workers);
     await startCheckout(h.client, input, { taskQueue });
-    await until(
-      () => h.emulator.control.faults().some((f) => f.id === held.id && f.hits === 1),
-      60_000,
-      'the confirm to be in flight',
-    );
+    await confirmInFlight();
 
     // Temporal knows which process holds the confirm; stop that one.
     const description = await h.client.workflow.getHandle(wf).describe();
@@ -219,21 +217,12 @@ describe('checkout worker process in operation', function () {
       options: { ...FAST_OPTIONS, stripeCallTimeoutMs: 25_000 },
     });
     const wf = checkoutWorkflowId(input.orderId);
-    const held = h.emulator.control.addFault({
-      fault: 'slow',
-      idempotencyKey: paymentIdempotencyKey(wf, 1, 'confirm'),
-      delayMs: 15_000,
-      times: 1,
-    });
+    const confirmInFlight = holdConfirm(wf, 15_000);
     const env = workerEnv(h, taskQueue, { STRIPE_TIMEOUT_MS: '20000', WORKER_SHUTDOWN_GRACE_MS: '1000' });
     const first = await startWorkerProcess(env);
     spawned.push(first);
     await startCheckout(h.client, input, { taskQueue });
-    await until(
-      () => h.emulator.control.faults().some((f) => f.id === held.id && f.hits === 1),
-      60_000,
-      'the confirm to be in flight',
-    );
+    await confirmInFlight();
     first.child.kill('SIGTERM');
     const stopped = await first.exited;
     assert.equal(stopped.code, 1, first.output());
