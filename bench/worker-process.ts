@@ -52,6 +52,8 @@ async function createWorker(
   }
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('./floor-workflows'),
+    // Bundled as the checkout's is: its modules shared by every run (`workflowPreloadModules`).
+    preloadModules: [require.resolve('./floor-workflows')],
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
   });
   const worker = await Worker.create({

@@ -62,6 +62,8 @@ async function bundleVariant(dir: string, variant: Variant): Promise<WorkflowBun
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(copy, 'workflows', 'index.ts'),
     workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
+    // Shared by every run, as the product's bundle does (`workflowPreloadModules` in src/worker.ts).
+    preloadModules: [path.join(copy, 'workflows', 'index.ts'), ...WORKFLOW_INTERCEPTOR_MODULES],
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     // The copy lives outside the repository; its packages are the repository's.
     webpackConfigHook: (config) => ({
