@@ -63,9 +63,10 @@ let bundle: Promise<WorkflowBundle> | undefined;
  * Safe only because these modules keep no state of their own: at the top level they define
  * functions, classes and constants (regular expressions without the `g` or `y` flag, which keep no
  * state between calls), and everything a run changes lives in objects the run creates.
- * `test/workflows/module-state.test.ts` fails on a top-level `let`, `var` or collection in any of
- * them, which would now be shared by every run on the thread. What is still per run: OpenTelemetry's
- * interceptors, which `workflow-tracing.ts` requires lazily from inside a traced run.
+ * `test/workflows/module-state.test.ts` fails on any top-level state in them (a `let` or `var`, a
+ * collection, a stateful regular expression, a literal not typed read-only, ...), which would now be
+ * shared by every run on the thread. What is still per run: OpenTelemetry's interceptors, which
+ * `workflow-tracing.ts` requires lazily from inside a traced run.
  */
 export function workflowPreloadModules(): string[] {
   return [require.resolve('./workflows'), ...WORKFLOW_INTERCEPTOR_MODULES];
