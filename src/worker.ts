@@ -51,8 +51,8 @@ import { stripeClientFromConfig } from './stripe/client';
 let bundle: Promise<WorkflowBundle> | undefined;
 
 /**
- * The modules every workflow run shares instead of evaluating its own copy: the workflows and the
- * interceptor module, with everything they import.
+ * The modules every workflow run shares instead of evaluating its own copy: the workflows (at
+ * `workflowsPath`, a copy of them in tests) and the interceptor module, with everything they import.
  *
  * The SDK runs all workflows of a thread in one V8 context and, by default, evaluates a run's
  * modules (here twelve of ours, and the SDK modules they pull in) once per run, so each cached
@@ -68,8 +68,8 @@ let bundle: Promise<WorkflowBundle> | undefined;
  * shared by every run on the thread. What is still per run: OpenTelemetry's interceptors, which
  * `workflow-tracing.ts` requires lazily from inside a traced run.
  */
-export function workflowPreloadModules(): string[] {
-  return [require.resolve('./workflows'), ...WORKFLOW_INTERCEPTOR_MODULES];
+export function workflowPreloadModules(workflowsPath: string = require.resolve('./workflows')): string[] {
+  return [workflowsPath, ...WORKFLOW_INTERCEPTOR_MODULES];
 }
 
 /**

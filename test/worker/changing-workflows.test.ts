@@ -19,6 +19,7 @@ import { startCheckout, waitForCheckoutResult } from '../../src/client';
 import { WORKFLOW_INTERCEPTOR_MODULES, workerSinks } from '../../src/observability';
 import { createActivities } from '../../src/activities';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
+import { workflowPreloadModules } from '../../src/worker';
 import {
   HISTORIES_DIR,
   historyFromFixture,
@@ -62,8 +63,8 @@ async function bundleVariant(dir: string, variant: Variant): Promise<WorkflowBun
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(copy, 'workflows', 'index.ts'),
     workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
-    // Shared by every run, as the product's bundle does (`workflowPreloadModules` in src/worker.ts).
-    preloadModules: [path.join(copy, 'workflows', 'index.ts'), ...WORKFLOW_INTERCEPTOR_MODULES],
+    // Shared by every run, as in the product's bundle.
+    preloadModules: workflowPreloadModules(path.join(copy, 'workflows', 'index.ts')),
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     // The copy lives outside the repository; its packages are the repository's.
     webpackConfigHook: (config) => ({

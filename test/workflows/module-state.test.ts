@@ -40,7 +40,7 @@ function resolveRelative(from: string, spec: string): string {
 /** Our modules reachable from the entry points through value imports (type-only imports vanish). */
 function workflowModules(entries: readonly string[]): Map<string, ts.SourceFile> {
   const found = new Map<string, ts.SourceFile>();
-  const queue = entries.map((e) => (e.endsWith('.ts') ? e : resolveRelative(e, '.')));
+  const queue = [...entries];
   while (queue.length > 0) {
     const file = queue.shift() as string;
     if (found.has(file)) continue;
