@@ -3,8 +3,8 @@
  *
  * Uniqueness on the workflow id and on the order id is enforced by the table; a grant is
  * `INSERT … ON CONFLICT DO NOTHING` followed by a read of the row, in one immediate transaction, so
- * two processes sharing the file (a worker and its replacement) still grant once. WAL and a busy
- * timeout let them share it. Semantics are the `Provisioner` contract in ./index.ts.
+ * two processes sharing the file (a worker and its replacement, or two workers starting together)
+ * still grant once. WAL and a busy timeout let them share it. Semantics are the `Provisioner` contract in ./index.ts.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -34,6 +34,41 @@ function toEntitlement(r: Row): Entitlement {
     createdAt: r.created_at,
     ...(r.revoked_at === null ? {} : { revokedAt: r.revoked_at }),
   };
+}
+
+/** How long opening the file, and every write, waits for another process's lock. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Puts the file in WAL mode, waiting up to the busy timeout for other processes' locks.
+ *
+ * WAL is a property of the file, so after the first open this is one read and takes no lock. The
+ * switch itself needs the file to itself, and SQLite does not run the busy handler for it: a
+ * second worker starting while the first still holds a fresh file in its first journal mode got
+ * "database is locked" at once and exited before polling. So it is retried here, with a short
+ * backoff, until the switch is made or another process has made it.
+ */
+function useWal(db: Database.Database, filename: string): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let waitMs = 5; ; waitMs = Math.min(waitMs * 2, 100)) {
+    let mode: unknown;
+    try {
+      mode = db.pragma('journal_mode', { simple: true });
+      if (mode !== 'wal') mode = db.pragma('journal_mode = WAL', { simple: true });
+    } catch (err) {
+      if (!(err instanceof Database.SqliteError && err.code === 'SQLITE_BUSY')) throw err;
+      mode = 'locked by another process';
+    }
+    if (mode === 'wal') return;
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `the provisioning store ${filename} could not be switched to WAL within ${BUSY_TIMEOUT_MS} ms (journal mode: ${String(mode)})`,
+      );
+    }
+    // Synchronous, like the rest of opening the file; this runs once, when the worker starts.
+    Atomics.wait(pause, 0, 0, waitMs);
+  }
 }
 
 /** The statements a provisioner runs, prepared once when it opens the file. */
@@ -73,8 +108,8 @@ export class SqliteProvisioner implements Provisioner {
     if (filename !== ':memory:') mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
     this.db = new Database(filename);
     // WAL plus a busy timeout: a worker killed mid-write and its replacement can share the file.
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    if (filename !== ':memory:') useWal(this.db, filename);
     // The schema is created, and an older file migrated, in one immediate transaction: workers
     // starting together on a fresh file would otherwise both see the column missing and both add
     // it, and the second process would die on "duplicate column name".

@@ -142,6 +142,40 @@ describe('SqliteProvisioner', () => {
     await p.close();
   });
 
+  /**
+   * Starts a second process opening `file` (as a second worker starting at the same moment would)
+   * while `first` holds its lock, commits `first` a second after the process says it is opening,
+   * and returns once the process has exited, asserting that it opened the file.
+   */
+  async function openInSecondProcessWhileHeld(file: string, first: Database.Database): Promise<void> {
+    const second = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(__dirname, 'open-sqlite.ts'), file],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    second.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    second.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    const exited = once(second, 'exit');
+    try {
+      // Commit only once the second process is opening (it then has to wait for the lock).
+      while (!out.includes('opening')) {
+        if (second.exitCode !== null) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      first.exec('COMMIT');
+    } finally {
+      first.close();
+    }
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0, `the second process failed to open the file: ${err}`);
+    assert.match(out, /opened/);
+  }
+
   it('lets a second process open the file while the first is still adding the revocation column', async () => {
     // Two workers starting together on one file: the first has created the tables and is adding
     // the column (its write not yet committed) when the second opens the file. The second must wait
@@ -158,36 +192,49 @@ describe('SqliteProvisioner', () => {
       full_refund INTEGER NOT NULL, recorded_at TEXT NOT NULL)`);
     first.exec('BEGIN IMMEDIATE');
     first.exec('ALTER TABLE entitlements ADD COLUMN revoked_at TEXT');
-    const second = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(__dirname, 'open-sqlite.ts'), file],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let err = '';
-    second.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    second.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-    const exited = once(second, 'exit');
-    try {
-      // Commit only once the second process is opening (it then waits on the busy timeout).
-      while (!out.includes('opening')) {
-        if (second.exitCode !== null) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      first.exec('COMMIT');
-    } finally {
-      first.close();
-    }
-    const [code] = (await exited) as [number | null];
-    assert.equal(code, 0, `the second process failed to open the file: ${err}`);
-    assert.match(out, /opened/);
+    await openInSecondProcessWhileHeld(file, first);
     const p = new SqliteProvisioner(file);
     await p.provision(request);
     assert.ok((await p.recordRefund({ ...request, refundId: 're_1', amount: 1, full: true }))?.revokedAt);
     await p.close();
+  });
+
+  it('lets a second process open a new file while the first still holds it in its first journal mode', async () => {
+    // Two workers starting together on a fresh file: the first has it open, not yet in WAL, inside
+    // a write, when the second switches the file to WAL. SQLite does not wait on the busy timeout
+    // for that switch; it answers "database is locked" at once, which killed a chaos-run worker
+    // before it polled. The second must wait for the lock and open the file.
+    const file = path.join(dir, 'fresh.sqlite');
+    const first = new Database(file);
+    assert.equal(first.pragma('journal_mode', { simple: true }), 'delete');
+    first.exec('BEGIN IMMEDIATE');
+    first.exec('CREATE TABLE warming (x INTEGER)');
+    await openInSecondProcessWhileHeld(file, first);
+    const p = new SqliteProvisioner(file);
+    await p.provision(request);
+    assert.equal((await p.list()).length, 1);
+    await p.close();
+    const check = new Database(file, { readonly: true });
+    assert.equal(check.pragma('journal_mode', { simple: true }), 'wal');
+    check.close();
+  });
+
+  it('fails naming the file when another connection holds a new file past the busy timeout', function () {
+    this.timeout(30_000);
+    const file = path.join(dir, 'held.sqlite');
+    const first = new Database(file);
+    first.exec('BEGIN IMMEDIATE');
+    first.exec('CREATE TABLE warming (x INTEGER)');
+    try {
+      assert.throws(
+        () => new SqliteProvisioner(file),
+        (err: Error) =>
+          err.message.includes(file) && /could not be switched to WAL within 5000 ms/.test(err.message),
+      );
+    } finally {
+      first.exec('ROLLBACK');
+      first.close();
+    }
   });
 
   it('refuses a second workflow id for an order that is already provisioned', async () => {
