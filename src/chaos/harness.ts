@@ -53,6 +53,7 @@ import {
   type OrderPlan,
   type StepFault,
 } from './schedule';
+import { resetIfStuckOnSdkDefect } from './sdk-defect';
 import { WorkerPool } from './workers';
 
 export const VARIANTS = ['correct', ...BROKEN_VARIANTS] as const;
@@ -118,6 +119,8 @@ const POLL_MS = 1_500;
 const SETTLE_MS = 20_000;
 const MAX_NEW_CARDS = 3;
 const OPERATOR_RETRIES = 1;
+/** How often a checkout that is not moving is looked at for the SDK defect's stuck workflow task. */
+const STUCK_CHECK_MS = 15_000;
 const CLOCK_JUMP_SECONDS = 25 * 3600;
 const ACTOR = 'chaos-harness';
 const SECRET_KEY = 'sk_test_chaosharness';
@@ -422,6 +425,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const authenticated = new Set<string>();
       let stableKey = '';
       let stableSince = Date.now();
+      let defectReset = false;
+      let lastStuckCheck = Date.now();
+      // The operator's runbook for a workflow task that keeps failing with the SDK defect's
+      // signature (./sdk-defect.ts): one reset per checkout, counted in the report.
+      const resetIfStuck = async (): Promise<void> => {
+        if (defectReset || Date.now() - lastStuckCheck < STUCK_CHECK_MS) return;
+        lastStuckCheck = Date.now();
+        try {
+          const reset = await resetIfStuckOnSdkDefect(
+            handle,
+            'operator: workflow task stuck on the SDK update-replay defect (sdk-rust#943, #1146), runbook reset',
+            `chaos-defect-reset-${plan.orderId}`,
+          );
+          if (!reset) return;
+          defectReset = true;
+          injected.add('operator_reset_after_sdk_defect');
+          log(
+            `chaos: reset ${plan.orderId} to its first workflow task (run ${reset.oldRunId} → ${reset.newRunId}): ${reset.failure}`,
+          );
+        } catch (err) {
+          log(`chaos: looking at the stuck ${plan.orderId} failed: ${message(err)}`);
+        }
+      };
       for (;;) {
         if (Date.now() > deadline) return;
         await sleep(POLL_MS);
@@ -432,6 +458,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           queryErrors += 1;
           if (queryErrors <= 5) log(`chaos: status query of ${plan.orderId} failed: ${message(err)}`);
           if (await isClosed(handle)) break;
+          await resetIfStuck();
           continue;
         }
         lastStatus.set(plan.orderId, status);
@@ -444,6 +471,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (key !== stableKey) {
           stableKey = key;
           stableSince = Date.now();
+        } else if (Date.now() - stableSince > STUCK_CHECK_MS) {
+          await resetIfStuck();
         }
         try {
           if (status.state === 'declined' && (plan.card === 'declines' || newCards >= MAX_NEW_CARDS)) {
