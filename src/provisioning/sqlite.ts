@@ -4,7 +4,8 @@
  * Uniqueness on the workflow id and on the order id is enforced by the table; a grant is
  * `INSERT … ON CONFLICT DO NOTHING` followed by a read of the row, in one immediate transaction, so
  * two processes sharing the file (a worker and its replacement, or two workers starting together)
- * still grant once. WAL and a busy timeout let them share it. Semantics are the `Provisioner` contract in ./index.ts.
+ * still grant once. WAL and a busy timeout let them share it. Semantics are the `Provisioner`
+ * contract in ./index.ts.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
