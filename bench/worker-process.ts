@@ -12,7 +12,7 @@
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { SqliteProvisioner } from '../src/provisioning';
 import { createStripeClient } from '../src/stripe/client';
-import { createCheckoutWorker } from '../src/worker';
+import { QUIET_BUNDLER, createCheckoutWorker } from '../src/worker';
 import { createFloorActivities } from './floor-activities';
 import type { BenchWorkerSpec, FromWorker, ToWorker } from './worker-host';
 
@@ -52,9 +52,9 @@ async function createWorker(
   }
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('./floor-workflows'),
-    // Bundled as the checkout's is: its modules shared by every run (`workflowPreloadModules`).
+    // Bundled as the checkout's is: its modules shared by every run (`checkoutBundleOptions`).
     preloadModules: [require.resolve('./floor-workflows')],
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+    logger: QUIET_BUNDLER,
   });
   const worker = await Worker.create({
     connection,

@@ -25,6 +25,7 @@ import {
   NativeConnection,
   Worker,
   bundleWorkflowCode,
+  type BundleOptions,
   type NativeConnectionOptions,
   type WorkflowBundle,
 } from '@temporalio/worker';
@@ -50,9 +51,20 @@ import { stripeClientFromConfig } from './stripe/client';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 
+/** The bundler's own log lines (webpack progress) stay out of the worker's log. */
+export const QUIET_BUNDLER: NonNullable<BundleOptions['logger']> = {
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  log() {},
+};
+
 /**
- * The modules every workflow run shares instead of evaluating its own copy: the workflows (at
- * `workflowsPath`, a copy of them in tests) and the interceptor module, with everything they import.
+ * How the checkout's workflows are bundled: the workflows at `workflowsPath` (a copy of them in
+ * tests), the interceptor module, and both preloaded, i.e. shared by every workflow run instead of
+ * evaluated once per run, with everything they import.
  *
  * The SDK runs all workflows of a thread in one V8 context and, by default, evaluates a run's
  * modules (here twelve of ours, and the SDK modules they pull in) once per run, so each cached
@@ -68,8 +80,13 @@ let bundle: Promise<WorkflowBundle> | undefined;
  * shared by every run on the thread. What is still per run: OpenTelemetry's interceptors, which
  * `workflow-tracing.ts` requires lazily from inside a traced run.
  */
-export function workflowPreloadModules(workflowsPath: string = require.resolve('./workflows')): string[] {
-  return [workflowsPath, ...WORKFLOW_INTERCEPTOR_MODULES];
+export function checkoutBundleOptions(workflowsPath: string = require.resolve('./workflows')): BundleOptions {
+  return {
+    workflowsPath,
+    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
+    preloadModules: [workflowsPath, ...WORKFLOW_INTERCEPTOR_MODULES],
+    logger: QUIET_BUNDLER,
+  };
 }
 
 /**
@@ -78,12 +95,7 @@ export function workflowPreloadModules(workflowsPath: string = require.resolve('
  * run's start (src/observability/workflow-tracing.ts).
  */
 export function checkoutWorkflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('./workflows'),
-    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
-    preloadModules: workflowPreloadModules(),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
-  }).then((b) => ({ code: b.code }));
+  bundle ??= bundleWorkflowCode(checkoutBundleOptions()).then((b) => ({ code: b.code }));
   return bundle;
 }
 

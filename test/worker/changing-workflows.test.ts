@@ -16,10 +16,10 @@ import path from 'node:path';
 import type { temporal } from '@temporalio/proto';
 import { Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { startCheckout, waitForCheckoutResult } from '../../src/client';
-import { WORKFLOW_INTERCEPTOR_MODULES, workerSinks } from '../../src/observability';
+import { workerSinks } from '../../src/observability';
 import { createActivities } from '../../src/activities';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
-import { workflowPreloadModules } from '../../src/worker';
+import { checkoutBundleOptions } from '../../src/worker';
 import {
   HISTORIES_DIR,
   historyFromFixture,
@@ -61,11 +61,8 @@ async function bundleVariant(dir: string, variant: Variant): Promise<WorkflowBun
     source.slice(bodyStart);
   writeFileSync(file, changed);
   const { code } = await bundleWorkflowCode({
-    workflowsPath: path.join(copy, 'workflows', 'index.ts'),
-    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
-    // Shared by every run, as in the product's bundle.
-    preloadModules: workflowPreloadModules(path.join(copy, 'workflows', 'index.ts')),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+    // Bundled as the product bundles its own workflows (interceptors, preloaded modules).
+    ...checkoutBundleOptions(path.join(copy, 'workflows', 'index.ts')),
     // The copy lives outside the repository; its packages are the repository's.
     webpackConfigHook: (config) => ({
       ...config,

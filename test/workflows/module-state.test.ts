@@ -1,6 +1,6 @@
 /**
  * The workflow bundle's own modules are evaluated once per workflow thread and shared by every run
- * on it (`workflowPreloadModules` in src/worker.ts), so anything they keep at the top level is
+ * on it (`checkoutBundleOptions` in src/worker.ts), so anything they keep at the top level is
  * shared too: a `let` counter, a cache `Map`, a stateful regular expression would carry one
  * checkout's data into another's replay. The SDK deep-freezes what the modules export, which
  * catches writes to exported objects at run time; this test catches the rest before it runs.
@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { workflowPreloadModules } from '../../src/worker';
+import { checkoutBundleOptions } from '../../src/worker';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -139,7 +139,7 @@ function problemsIn(source: ts.SourceFile): string[] {
 }
 
 describe('workflow modules shared by every run', () => {
-  const modules = workflowModules(workflowPreloadModules());
+  const modules = workflowModules(checkoutBundleOptions().preloadModules ?? []);
 
   it('follows the preloaded entry points to every workflow module', () => {
     const names = new Set([...modules.keys()].map((f) => path.relative(ROOT, f)));
