@@ -6,7 +6,9 @@
  * downloads its own binary (impossible here) and gives the server only 5 s to come up, which a
  * loaded 2-core machine can miss. Failure modes: the binary is missing (a clear error names the
  * setup command), a port is taken (the server exits and we report its stderr), or it does not answer
- * within `startupTimeoutMs` (we kill it and report the tail of its log).
+ * within `startupTimeoutMs` (we kill it and report the tail of its log). A start stopped through
+ * `signal` (Ctrl-C while `npm start` is still starting) kills the server it spawned before rejecting,
+ * so nothing is left behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -31,6 +33,19 @@ export interface DevServerOptions {
   readonly startupTimeoutMs?: number;
   /** Extra dynamic config values, passed as --dynamic-config-value KEY=JSON. */
   readonly dynamicConfig?: Readonly<Record<string, unknown>>;
+  /**
+   * Stops the start: the server is killed and awaited, and the call rejects with
+   * `DevServerStartAbortedError`. Once the call has resolved, `stop()` is the way.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** Raised when `DevServerOptions.signal` stopped the start; no server is left running. */
+export class DevServerStartAbortedError extends Error {
+  constructor(address: string) {
+    super(`Stopped while the Temporal dev server at ${address} was starting`);
+    this.name = 'DevServerStartAbortedError';
+  }
 }
 
 export interface DevServer {
@@ -90,6 +105,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   }
 
+  const address = `${ip}:${port}`;
+  const { signal } = options;
+  if (signal?.aborted) throw new DevServerStartAbortedError(address);
   const child = spawn(cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keepLog = (chunk: Buffer): void => {
@@ -105,31 +123,63 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     }),
   );
 
-  const address = `${ip}:${port}`;
-  const deadline = Date.now() + (options.startupTimeoutMs ?? 60_000);
-  for (;;) {
-    if (exited) {
-      throw new Error(
-        `Temporal dev server exited (code ${String(exited.code)}) during startup: ${log.trim()}`,
-      );
-    }
-    try {
-      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
-      try {
-        await connection.workflowService.describeNamespace({ namespace });
-      } finally {
-        await connection.close();
+  const stop = async (): Promise<void> => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exitPromise;
+    clearTimeout(timer);
+  };
+  // Wakes the wait between attempts at once; the loop then stops the server and rejects.
+  let wake: () => void = () => {};
+  const waitUntilAnswering = async (): Promise<void> => {
+    const deadline = Date.now() + (options.startupTimeoutMs ?? 60_000);
+    for (;;) {
+      if (signal?.aborted) {
+        await stop();
+        throw new DevServerStartAbortedError(address);
       }
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`Temporal dev server did not answer on ${address}; log: ${log.trim()}`, {
-          cause: err,
+      if (exited) {
+        throw new Error(
+          `Temporal dev server exited (code ${String(exited.code)}) during startup: ${log.trim()}`,
+        );
+      }
+      try {
+        const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+        try {
+          await connection.workflowService.describeNamespace({ namespace });
+        } finally {
+          await connection.close();
+        }
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          child.kill('SIGKILL');
+          throw new Error(`Temporal dev server did not answer on ${address}; log: ${log.trim()}`, {
+            cause: err,
+          });
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 250);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
         });
       }
-      await new Promise((r) => setTimeout(r, 250));
     }
+  };
+  const onAbort = (): void => wake();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await waitUntilAnswering();
+    // An attempt that was already under way when the stop came may have succeeded.
+    if (signal?.aborted) {
+      await stop();
+      throw new DevServerStartAbortedError(address);
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 
   return {
@@ -137,12 +187,6 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     uiUrl: uiPort === undefined ? undefined : `http://${ip}:${uiPort}`,
     namespace,
     process: child,
-    async stop(): Promise<void> {
-      if (exited) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exitPromise;
-      clearTimeout(timer);
-    },
+    stop,
   };
 }

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { testTemporal } from '../support/temporal';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/definitions';
-import { startDevServer } from '../../src/temporal/dev-server';
+import { DevServerStartAbortedError, freePort, startDevServer } from '../../src/temporal/dev-server';
+import { devServersOnPort, waitFor } from '../support/processes';
 
 describe('temporal dev server', () => {
   it('starts the pinned CLI and registers the checkout search attributes', async () => {
@@ -35,5 +36,33 @@ describe('temporal dev server on a SQLite file', () => {
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('temporal dev server start, stopped through its signal', () => {
+  it('kills the server it spawned and rejects, leaving nothing running', async function () {
+    this.timeout(120_000);
+    const port = await freePort();
+    const stop = new AbortController();
+    const starting = startDevServer({ port, uiPort: false, signal: stop.signal, startupTimeoutMs: 120_000 });
+    starting.catch(() => undefined);
+    // The CLI needs seconds to answer; stop it as soon as it runs.
+    await waitFor(() => devServersOnPort(port).length > 0, `a dev server on port ${port}`);
+    stop.abort();
+    await assert.rejects(starting, (err: unknown) => {
+      assert.ok(err instanceof DevServerStartAbortedError, String(err));
+      assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+      return true;
+    });
+    assert.deepEqual(devServersOnPort(port), [], 'the dev server was stopped before the start rejected');
+  });
+
+  it('spawns nothing when the signal is already aborted', async () => {
+    const port = await freePort();
+    await assert.rejects(
+      startDevServer({ port, uiPort: false, signal: AbortSignal.abort() }),
+      DevServerStartAbortedError,
+    );
+    assert.deepEqual(devServersOnPort(port), []);
   });
 });
