@@ -2,14 +2,16 @@
  * `npm start`: the whole product on its embedded defaults (see ./stack.ts), until SIGINT or SIGTERM.
  *
  * Prints where everything is and how to start a checkout, then waits. A signal closes the stack in
- * reverse start order and exits 0; a second signal while closing exits 130 at once. A configuration
+ * reverse start order and exits 0; a second signal while closing exits 130 at once. A signal while
+ * the stack is still starting stops the start the same way (what started is closed, exit 0), rather
+ * than letting it fail on the dev server that the same Ctrl-C stopped. A configuration
  * error (every problem listed), a port clash or any startup failure prints one clear message and
  * exits 1; so does a part that dies on its own while running.
  */
 import { ConfigError, loadConfig } from '../config';
 import { EXAMPLE_CHECKOUT_REQUEST } from '../http/openapi';
 import { startObservability } from '../observability';
-import { startStack, type Stack } from './stack';
+import { StackStartStoppedError, startStack, type Stack } from './stack';
 
 /** The cause chain, one line per level, so "port in use" is not hidden under "startup failed". */
 export function describeError(err: unknown): string {
@@ -89,10 +91,27 @@ export async function main(): Promise<void> {
   const config = loadConfig();
   // JSON logs (the worker's included), the metrics endpoint and tracing; before any connection.
   const observability = startObservability(config, { name: 'stack' });
-  const stack = await startStack(config, { log: (line) => console.log(line), observability });
+  // Listening before anything starts: a Ctrl-C during the start is a stop too.
+  const stop = stopSignals();
+  const starting = new AbortController();
+  void stop.then(() => starting.abort());
+  let stack: Stack;
+  try {
+    stack = await startStack(config, {
+      log: (line) => console.log(line),
+      observability,
+      signal: starting.signal,
+    });
+  } catch (err) {
+    await observability.shutdown();
+    if (!(err instanceof StackStartStoppedError)) throw err;
+    console.log(`\n${await stop}: stopped while starting; what had started is closed.`);
+    console.log('Stopped.');
+    return;
+  }
   try {
     console.log(startupBanner(stack));
-    const signal = await Promise.race([stopSignals(), stack.failure]);
+    const signal = await Promise.race([stop, stack.failure]);
     console.log(`\n${signal}: shutting down (the worker finishes what it is doing)...`);
   } finally {
     await stack.close();

@@ -9,6 +9,15 @@
  * rethrows, so a port clash never leaves an orphaned dev server behind. `close()` is idempotent: the
  * signal handler, a `finally` and a test may all call it.
  *
+ * Stopping a start (`signal`, i.e. Ctrl-C while `npm start` is still starting) and a part that dies
+ * during the start end it the same way: a step ends at its own result, the stop or the failure of a
+ * part already started, whichever comes first; what already started is closed, what a step was still
+ * creating is closed when it arrives, and the start rejects (`StackStartStoppedError` for the stop).
+ * Two calls are let finish first because closing their connection under them is unsafe: creating
+ * the worker and ensuring the reconciler's schedule. Without this a Ctrl-C, which a terminal also
+ * sends to the dev server, left the start retrying the dead server for up to a minute and then
+ * reporting that as the failure.
+ *
  * Ports: `configured` uses the ports from config and first checks that every one is free, so the
  * error names each clash by its variable instead of surfacing whichever server failed first; `free`
  * lets each server pick an unused port (the demo and tests, which must never clash with a running
@@ -31,7 +40,7 @@ import { stripeClientFromConfig } from '../stripe/client';
 import { startStripeEmulator, type StripeEmulator } from '../stripe-emulator';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
 import { ensureReconcilerSchedule, type ReconcilerScheduleOptions } from '../reconciler/schedule';
-import { connectWorker, createCheckoutWorker } from '../worker';
+import { checkoutWorkflowBundle, connectWorker, createCheckoutWorker } from '../worker';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/definitions';
 
 export interface StackOptions {
@@ -48,6 +57,8 @@ export interface StackOptions {
    * every 15 minutes with the reconciler's own defaults; `false` leaves the schedule alone.
    */
   readonly reconciler?: false | Omit<ReconcilerScheduleOptions, 'taskQueue'>;
+  /** Stops the start: what started is closed and `startStack` rejects with `StackStartStoppedError`. */
+  readonly signal?: AbortSignal;
 }
 
 export interface Stack {
@@ -93,6 +104,14 @@ export class PortsInUseError extends Error {
   }
 }
 
+/** `startStack` was stopped through `StackOptions.signal`; everything it had started is closed. */
+export class StackStartStoppedError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('Stopped while the stack was starting', options);
+    this.name = 'StackStartStoppedError';
+  }
+}
+
 const REAL_STRIPE_ENDPOINT = 'https://api.stripe.com';
 
 function isPortFree(host: string, port: number): Promise<boolean> {
@@ -135,12 +154,42 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
   if (!free) await checkConfiguredPorts(config, withHttp);
 
   const closers: { name: string; close: () => Promise<void> }[] = [];
-  let failed: (err: Error) => void = () => {};
+  let failedWith: Error | undefined;
+  let rejectFailure: (err: Error) => void = () => {};
   const failure = new Promise<never>((_, reject) => {
-    failed = reject;
+    rejectFailure = reject;
   });
+  const failed = (err: Error): void => {
+    failedWith ??= err;
+    rejectFailure(err);
+  };
   // Nobody may be listening yet; an unobserved rejection must not crash the process.
   failure.catch(() => {});
+  const { signal } = opts;
+  const stopped = new Promise<never>((_, reject) => {
+    if (signal?.aborted) reject(new StackStartStoppedError());
+    signal?.addEventListener('abort', () => reject(new StackStartStoppedError()), { once: true });
+  });
+  stopped.catch(() => {});
+  /** Between steps that are not raced: throws if the start was stopped or a started part died. */
+  const checkpoint = (): void => {
+    if (signal?.aborted) throw new StackStartStoppedError();
+    if (failedWith !== undefined) throw failedWith;
+  };
+  /**
+   * One start-up step: its result, unless the start is stopped or a started part dies first. What
+   * the step still brings after that is handed to `discard` (a connection to close).
+   */
+  const step = async <T>(work: Promise<T>, discard?: (late: T) => Promise<void>): Promise<T> => {
+    try {
+      return await Promise.race([work, stopped, failure]);
+    } catch (err) {
+      if (discard !== undefined) {
+        work.then(discard, () => undefined).catch(() => undefined);
+      }
+      throw err;
+    }
+  };
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -165,6 +214,7 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
     let devServer: DevServer | undefined;
     if (config.temporal.mode === 'embedded') {
       log(`Starting the Temporal dev server (history in ${config.temporal.embedded.dbFile})`);
+      // Stopped through its own signal, it kills the server it spawned before rejecting.
       devServer = await startDevServer({
         port: free ? 0 : config.temporal.embedded.port,
         uiPort: free ? undefined : config.temporal.embedded.uiPort,
@@ -172,6 +222,7 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
         namespace: config.temporal.namespace,
         searchAttributes: SEARCH_ATTRIBUTE_TYPES,
         startupTimeoutMs: 120_000,
+        ...(signal !== undefined ? { signal } : {}),
       });
       const server = devServer;
       closers.push({ name: 'Temporal dev server', close: () => server.stop() });
@@ -196,11 +247,14 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
     let endpoint = REAL_STRIPE_ENDPOINT;
     if (config.stripe.mode === 'emulator') {
       if (config.stripe.apiBase === undefined) {
-        emulator = await startStripeEmulator({
-          host: '127.0.0.1',
-          port: free ? 0 : config.stripe.emulatorPort,
-          quiet: true,
-        });
+        emulator = await step(
+          startStripeEmulator({
+            host: '127.0.0.1',
+            port: free ? 0 : config.stripe.emulatorPort,
+            quiet: true,
+          }),
+          (late) => late.stop(),
+        );
         const started = emulator;
         closers.push({ name: 'Stripe emulator', close: () => started.stop() });
         endpoint = emulator.url;
@@ -233,7 +287,9 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
       }
     }
 
-    const connection: Connection = await createTemporalConnection(effective.temporal);
+    const connection: Connection = await step(createTemporalConnection(effective.temporal), (late) =>
+      late.close(),
+    );
     closers.push({ name: 'Temporal client connection', close: () => connection.close() });
     // The tracing interceptor carries the intake's request span into the workflow (a no-op untraced).
     const client = new Client({
@@ -250,17 +306,27 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
     const stripe = stripeClientFromConfig(effective.stripe);
     let exampleCustomerId: string | undefined;
     if (emulator !== undefined) {
-      const customer = await stripe.customers.create(
-        { name: 'Example customer', description: 'Created by the stack for the printed examples' },
-        { idempotencyKey: `stack-example-customer-${randomBytes(8).toString('hex')}` },
+      const customer = await step(
+        stripe.customers.create(
+          { name: 'Example customer', description: 'Created by the stack for the printed examples' },
+          { idempotencyKey: `stack-example-customer-${randomBytes(8).toString('hex')}` },
+        ),
       );
       exampleCustomerId = customer.id;
     }
 
-    const workerConnection: NativeConnection = await connectWorker(effective);
+    const workerConnection: NativeConnection = await step(
+      connectWorker(effective, signal !== undefined ? { signal } : {}),
+      (late) => late.close(),
+    );
     closers.push({ name: 'worker connection', close: () => workerConnection.close() });
+    // Bundling takes seconds and holds nothing, so a stop during it returns at once.
+    const workflowBundle = await step(checkoutWorkflowBundle());
+    // Not raced: a worker holds its connection until it has run, so a stop waits for this call
+    // (short while Temporal answers), and the worker is then run and shut down by its closer.
     const worker: Worker = await createCheckoutWorker({
       connection: workerConnection,
+      workflowBundle,
       namespace: effective.temporal.namespace,
       taskQueue: effective.temporal.taskQueue,
       stripe,
@@ -284,34 +350,41 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
         await running;
       },
     });
+    checkpoint();
     log(`Checkout worker polling task queue ${effective.temporal.taskQueue}`);
 
     let reconcilerScheduleId: string | undefined;
     if (opts.reconciler !== false) {
-      const ensured = await ensureReconcilerSchedule(client, {
-        ...opts.reconciler,
-        taskQueue: effective.temporal.taskQueue,
-      });
+      // Not raced either: the client connection must not close under a call its retries still own
+      // (the next attempt would throw on the closed channel). The stop cancels the call in flight.
+      const reconciler = opts.reconciler;
+      const ensure = (): ReturnType<typeof ensureReconcilerSchedule> =>
+        ensureReconcilerSchedule(client, { ...reconciler, taskQueue: effective.temporal.taskQueue });
+      const ensured = await (signal === undefined ? ensure() : connection.withAbortSignal(signal, ensure));
+      checkpoint();
       reconcilerScheduleId = ensured.scheduleId;
       log(`Reconciler schedule ${ensured.scheduleId} ${ensured.created ? 'created' : 'updated'}`);
     }
 
     let httpUrl: string | undefined;
     if (withHttp) {
-      const intake: HttpIntake = await startHttpIntake({
-        host: effective.http.host,
-        port: free ? 0 : effective.http.port,
-        client,
-        taskQueue: effective.temporal.taskQueue,
-        webhookSecrets: effective.stripe.webhookSecrets,
-        logLevel:
-          effective.logLevel === 'debug' || effective.logLevel === 'info' ? 'warn' : effective.logLevel,
-      });
+      const intake: HttpIntake = await step(
+        startHttpIntake({
+          host: effective.http.host,
+          port: free ? 0 : effective.http.port,
+          client,
+          taskQueue: effective.temporal.taskQueue,
+          webhookSecrets: effective.stripe.webhookSecrets,
+          logLevel:
+            effective.logLevel === 'debug' || effective.logLevel === 'info' ? 'warn' : effective.logLevel,
+        }),
+        (late) => late.close(),
+      );
       closers.push({ name: 'HTTP intake', close: () => intake.close() });
       httpUrl = intake.url;
       effective = { ...effective, http: { ...effective.http, port: intake.port } };
       if (emulator !== undefined) {
-        await registerWebhookEndpoint(emulator.url, `${intake.url}${STRIPE_WEBHOOK_PATH}`, effective);
+        await step(registerWebhookEndpoint(emulator.url, `${intake.url}${STRIPE_WEBHOOK_PATH}`, effective));
       }
     }
 
@@ -334,6 +407,9 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
       await close();
     } catch (closeErr) {
       log(`Cleaning up after a failed start also failed: ${String(closeErr)}`);
+    }
+    if (signal?.aborted && !(err instanceof StackStartStoppedError)) {
+      throw new StackStartStoppedError({ cause: err });
     }
     throw err;
   }

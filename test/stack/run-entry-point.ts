@@ -6,10 +6,22 @@ import path from 'node:path';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 export interface Run {
+  /** With `processGroup`, also the id of the child's process group. */
+  readonly pid: number | undefined;
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
 }
+
+export interface RunOptions {
+  /**
+   * Runs the child in a process group of its own (its pid is the group's id), so `kill(signal,
+   * 'group')` signals it and everything it started, as a terminal's Ctrl-C does.
+   */
+  readonly processGroup?: boolean;
+}
+
+export type Kill = (signal: NodeJS.Signals, target?: 'process' | 'group') => void;
 
 /**
  * Runs an entry point as `npm` would (tsx), with only the environment given: the developer's own
@@ -19,25 +31,34 @@ export function runEntryPoint(
   script: string,
   env: Record<string, string>,
   timeoutMs: number,
-  onOutput?: (stdout: string, kill: (signal: NodeJS.Signals) => void) => void,
+  onOutput?: (stdout: string, kill: Kill) => void,
+  options: RunOptions = {},
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', script], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: os.tmpdir(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.processGroup === true,
     });
+    const { pid } = child; // undefined if the spawn failed ('error' below)
+    const kill: Kill = (signal, target = 'process') => {
+      if (target === 'process') child.kill(signal);
+      else if (options.processGroup !== true) {
+        throw new Error('kill(signal, "group") needs runEntryPoint(..., { processGroup: true })');
+      } else if (pid !== undefined) process.kill(-pid, signal);
+    };
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      kill('SIGKILL', options.processGroup === true ? 'group' : 'process');
       reject(
         new Error(`${script} did not exit within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`),
       );
     }, timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
-      onOutput?.(stdout, (signal) => child.kill(signal));
+      onOutput?.(stdout, kill);
     });
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
@@ -45,7 +66,7 @@ export function runEntryPoint(
     child.on('error', reject);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ pid, code, stdout, stderr });
     });
   });
 }

@@ -5,10 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { waitForCheckoutResult } from '../../src/client';
 import { loadConfig } from '../../src/config';
-import { PortsInUseError, startStack, type Stack } from '../../src/stack/stack';
+import { PortsInUseError, StackStartStoppedError, startStack, type Stack } from '../../src/stack/stack';
 import { freePort } from '../../src/temporal/dev-server';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
 import { testTemporal, uniqueName } from '../support/temporal';
+import { devServersOnPort, processGroupAlive, waitFor } from '../support/processes';
 import { runEntryPoint } from './run-entry-point';
 
 function listen(port = 0): Promise<Server> {
@@ -17,6 +18,26 @@ function listen(port = 0): Promise<Server> {
     srv.once('error', reject);
     srv.listen(port, '127.0.0.1', () => resolve(srv));
   });
+}
+
+async function isFree(port: number): Promise<boolean> {
+  try {
+    const srv = await listen(port);
+    await new Promise((resolve) => srv.close(resolve));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Free ports for everything `npm start` listens on, as the variables that set them. */
+async function freePorts(): Promise<Record<string, string>> {
+  return {
+    HTTP_PORT: String(await freePort()),
+    TEMPORAL_EMBEDDED_PORT: String(await freePort()),
+    TEMPORAL_EMBEDDED_UI_PORT: String(await freePort()),
+    STRIPE_EMULATOR_PORT: String(await freePort()),
+  };
 }
 
 function portOf(srv: Server): number {
@@ -180,6 +201,62 @@ describe('stack', function () {
     }
   });
 
+  describe('a start that is stopped or loses a part', () => {
+    let dataDir: string;
+    beforeEach(async () => {
+      dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-stopped-'));
+    });
+    afterEach(async () => {
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it('closes what started and rejects with StackStartStoppedError when stopped half-way', async function () {
+      this.timeout(180_000);
+      const ports = await freePorts();
+      const stop = new AbortController();
+      const lines: string[] = [];
+      const starting = startStack(loadConfig({ DATA_DIR: dataDir, ...ports }), {
+        signal: stop.signal,
+        // After the dev server, the Stripe server and the client connection are up.
+        log: (line) => {
+          lines.push(line);
+          if (line.startsWith('Provisioning:')) stop.abort();
+        },
+      });
+      await assert.rejects(starting, StackStartStoppedError);
+      assert.ok(
+        lines.some((l) => l.startsWith('Provisioning:')),
+        lines.join('\n'),
+      );
+      assert.ok(!lines.some((l) => l.startsWith('Checkout worker polling')), lines.join('\n'));
+      for (const [variable, port] of Object.entries(ports)) {
+        assert.ok(await isFree(Number(port)), `${variable} ${port} is free again`);
+      }
+      assert.deepEqual(devServersOnPort(Number(ports.TEMPORAL_EMBEDDED_PORT)), []);
+    });
+
+    it("fails at once with the dev server's exit when it dies during the start", async function () {
+      this.timeout(180_000);
+      const ports = await freePorts();
+      const temporalPort = Number(ports.TEMPORAL_EMBEDDED_PORT);
+      const starting = startStack(loadConfig({ DATA_DIR: dataDir, ...ports }), {
+        log: (line) => {
+          if (line.startsWith('Provisioning:')) {
+            for (const pid of devServersOnPort(temporalPort)) process.kill(pid, 'SIGKILL');
+          }
+        },
+      });
+      // Not the connection retries' "Namespace default was not found" a quarter of a minute later.
+      await assert.rejects(
+        starting,
+        /The Temporal dev server exited unexpectedly \(code null, signal SIGKILL\)/,
+      );
+      for (const [variable, port] of Object.entries(ports)) {
+        assert.ok(await isFree(Number(port)), `${variable} ${port} is free again`);
+      }
+    });
+  });
+
   describe('npm start (src/stack/main.ts)', () => {
     /** Runs `npm start`'s entry point on free ports; `stop` is called once the banner is out. */
     async function runStackAndStop(stop: (kill: (signal: NodeJS.Signals) => void) => void) {
@@ -236,6 +313,65 @@ describe('stack', function () {
       );
       assert.match(run.stdout, /SIGINT: shutting down/);
       assert.match(run.stdout, /Stopped\./);
+    });
+
+    it('stops and exits 0 on a Ctrl-C that comes while it is still starting, leaving nothing behind', async function () {
+      this.timeout(180_000);
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-main-'));
+      try {
+        // Ctrl-C in a terminal signals the whole group: the dev server stops on its own too.
+        const run = await runEntryPoint(
+          'src/stack/main.ts',
+          { DATA_DIR: dataDir, ...(await freePorts()) },
+          150_000,
+          (stdout, kill) => {
+            if (stdout.includes('Provisioning:') && !stdout.includes('SIGINT')) kill('SIGINT', 'group');
+          },
+          { processGroup: true },
+        );
+        assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+        assert.match(run.stdout, /SIGINT: stopped while starting/);
+        assert.match(run.stdout, /Stopped\./);
+        assert.doesNotMatch(run.stdout, /Press Ctrl-C to stop/);
+        assert.doesNotMatch(run.stderr, /npm start failed/);
+        assert.ok(run.pid !== undefined);
+        const group = run.pid;
+        await waitFor(() => !processGroupAlive(group), `process group ${group} to be empty`, 10_000);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it('stops the dev server it is starting when only it gets SIGTERM, and exits 0', async function () {
+      this.timeout(180_000);
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-main-'));
+      try {
+        const ports = await freePorts();
+        const temporalPort = Number(ports.TEMPORAL_EMBEDDED_PORT);
+        let signaled = false;
+        const run = await runEntryPoint(
+          'src/stack/main.ts',
+          { DATA_DIR: dataDir, ...ports },
+          150_000,
+          (stdout, kill) => {
+            if (signaled || !stdout.includes('Starting the Temporal dev server')) return;
+            signaled = true;
+            // Once the CLI runs, so there is a server to stop; the group is not signalled.
+            void waitFor(() => devServersOnPort(temporalPort).length > 0, 'the dev server').then(() =>
+              kill('SIGTERM'),
+            );
+          },
+          { processGroup: true },
+        );
+        assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+        assert.match(run.stdout, /SIGTERM: stopped while starting/);
+        assert.match(run.stdout, /Stopped\./);
+        assert.deepEqual(devServersOnPort(temporalPort), [], 'the dev server was stopped, not orphaned');
+        assert.ok(run.pid !== undefined);
+        assert.equal(processGroupAlive(run.pid), false);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
     });
 
     it('exits 1 listing every configuration problem, starting nothing', async () => {
