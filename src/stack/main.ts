@@ -103,7 +103,8 @@ export async function main(): Promise<void> {
       signal: starting.signal,
     });
   } catch (err) {
-    await observability.shutdown();
+    // Flushes the logs; never hides why the start ended.
+    await observability.shutdown().catch(() => undefined);
     if (!(err instanceof StackStartStoppedError)) throw err;
     console.log(`\n${await stop}: stopped while starting; what had started is closed.`);
     console.log('Stopped.');
