@@ -223,6 +223,13 @@ describe('stack', function () {
           if (line.startsWith('Provisioning:')) stop.abort();
         },
       });
+      // Should the start wrongly succeed, the test fails below but leaves nothing running.
+      starting
+        .then(
+          (stack) => stack.close(),
+          () => undefined,
+        )
+        .catch(() => undefined);
       await assert.rejects(starting, StackStartStoppedError);
       assert.ok(
         lines.some((l) => l.startsWith('Provisioning:')),
@@ -246,7 +253,13 @@ describe('stack', function () {
           }
         },
       });
-      // Not the connection retries' "Namespace default was not found" a quarter of a minute later.
+      starting
+        .then(
+          (stack) => stack.close(),
+          () => undefined,
+        )
+        .catch(() => undefined);
+      // Not the connection retries' error a minute later (TEMPORAL_CONNECT_TIMEOUT_MS).
       await assert.rejects(
         starting,
         /The Temporal dev server exited unexpectedly \(code null, signal SIGKILL\)/,

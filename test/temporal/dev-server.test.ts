@@ -45,7 +45,13 @@ describe('temporal dev server start, stopped through its signal', () => {
     const port = await freePort();
     const stop = new AbortController();
     const starting = startDevServer({ port, uiPort: false, signal: stop.signal, startupTimeoutMs: 120_000 });
-    starting.catch(() => undefined);
+    // Should the start wrongly succeed, the test fails below but leaves no server running.
+    starting
+      .then(
+        (server) => server.stop(),
+        () => undefined,
+      )
+      .catch(() => undefined);
     // The CLI needs seconds to answer; stop it as soon as it runs.
     await waitFor(() => devServersOnPort(port).length > 0, `a dev server on port ${port}`);
     stop.abort();
@@ -59,10 +65,14 @@ describe('temporal dev server start, stopped through its signal', () => {
 
   it('spawns nothing when the signal is already aborted', async () => {
     const port = await freePort();
-    await assert.rejects(
-      startDevServer({ port, uiPort: false, signal: AbortSignal.abort() }),
-      DevServerStartAbortedError,
-    );
+    const starting = startDevServer({ port, uiPort: false, signal: AbortSignal.abort() });
+    starting
+      .then(
+        (server) => server.stop(),
+        () => undefined,
+      )
+      .catch(() => undefined);
+    await assert.rejects(starting, DevServerStartAbortedError);
     assert.deepEqual(devServersOnPort(port), []);
   });
 });
