@@ -333,12 +333,15 @@ describe('stack', function () {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-main-'));
       try {
         // Ctrl-C in a terminal signals the whole group: the dev server stops on its own too.
+        let signaled = false;
         const run = await runEntryPoint(
           'src/stack/main.ts',
           { DATA_DIR: dataDir, ...(await freePorts()) },
           150_000,
           (stdout, kill) => {
-            if (stdout.includes('Provisioning:') && !stdout.includes('SIGINT')) kill('SIGINT', 'group');
+            if (signaled || !stdout.includes('Provisioning:')) return;
+            signaled = true;
+            kill('SIGINT', 'group');
           },
           { processGroup: true },
         );
