@@ -32,6 +32,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { tracingExports } from './observability/tracing';
+import { closeSafeInterceptors } from './temporal/connection-guard';
 import type { TemporalConfig } from './config';
 import {
   CHECKOUT_WORKFLOW_TYPES,
@@ -114,10 +115,14 @@ export class CheckoutConflictError extends Error {
  * the embedded dev server on its configured port (started by the stack, not here).
  */
 export async function createTemporalConnection(config: TemporalConfig): Promise<Connection> {
+  // The client's own retrying, plus a guard that makes closing under a retrying call safe.
   if (config.mode === 'external' && config.connect) {
-    return Connection.connect(config.connect.connectionOptions);
+    return Connection.connect({ ...config.connect.connectionOptions, interceptors: closeSafeInterceptors() });
   }
-  return Connection.connect({ address: `127.0.0.1:${config.embedded.port}` });
+  return Connection.connect({
+    address: `127.0.0.1:${config.embedded.port}`,
+    interceptors: closeSafeInterceptors(),
+  });
 }
 
 /** A Temporal client for checkouts in the configured namespace. Close `client.connection` when done. */

@@ -25,6 +25,7 @@ import { SqliteProvisioner } from '../provisioning';
 import { startStripeEmulator, type StripeEmulator } from '../stripe-emulator';
 import { type FaultRuleInput } from '../stripe-emulator/faults';
 import { startDevServer, type DevServer } from '../temporal/dev-server';
+import { closeSafeInterceptors } from '../temporal/connection-guard';
 import {
   SEARCH_ATTRIBUTE_TYPES,
   TERMINAL_STATES,
@@ -264,7 +265,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const control = new ControlApi(emulator.url);
     await control.request('POST', 'config', { searchLagSeconds: schedule.searchLagSeconds });
 
-    const connection = await Connection.connect({ address: temporalAddress });
+    const connection = await Connection.connect({
+      address: temporalAddress,
+      interceptors: closeSafeInterceptors(),
+    });
     closers.push(() => connection.close());
     const client = new Client({ connection });
 
