@@ -30,4 +30,21 @@ describe('temporal client connection (src/temporal/connection-guard.ts)', () => 
       await server.stop();
     }
   });
+
+  it('rejects a call made after the connection was closed, as the client always has', async function () {
+    this.timeout(120_000);
+    const server = await startDevServer({ uiPort: false });
+    try {
+      const port = Number(server.address.slice(server.address.lastIndexOf(':') + 1));
+      const connection = await createTemporalConnection(
+        loadConfig({ TEMPORAL_EMBEDDED_PORT: String(port) }).temporal,
+      );
+      await connection.close();
+      await assert.rejects(connection.workflowService.getSystemInfo({}), /Channel has been shut down/);
+      // Nothing thrown later, off the awaited path (mocha fails the test on an uncaught error).
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      await server.stop();
+    }
+  });
 });
