@@ -13,10 +13,9 @@
  * during the start end it the same way: a step ends at its own result, the stop or the failure of a
  * part already started, whichever comes first; what already started is closed, what a step was still
  * creating is closed when it arrives, and the start rejects (`StackStartStoppedError` for the stop).
- * Two calls are let finish first because closing their connection under them is unsafe: creating
- * the worker and ensuring the reconciler's schedule. Without this a Ctrl-C, which a terminal also
- * sends to the dev server, left the start retrying the dead server for up to a minute and then
- * reporting that as the failure.
+ * One call is let finish first: creating the worker, which holds its connection until it has run.
+ * Without this a Ctrl-C, which a terminal also sends to the dev server, left the start retrying the
+ * dead server for up to a minute and then reporting that as the failure.
  *
  * Ports: `configured` uses the ports from config and first checks that every one is free, so the
  * error names each clash by its variable instead of surfacing whichever server failed first; `free`
@@ -355,13 +354,11 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
 
     let reconcilerScheduleId: string | undefined;
     if (opts.reconciler !== false) {
-      // Not raced either: the client connection must not close under a call its retries still own
-      // (the next attempt would throw on the closed channel). The stop cancels the call in flight.
-      const reconciler = opts.reconciler;
-      const ensure = (): ReturnType<typeof ensureReconcilerSchedule> =>
-        ensureReconcilerSchedule(client, { ...reconciler, taskQueue: effective.temporal.taskQueue });
-      const ensured = await (signal === undefined ? ensure() : connection.withAbortSignal(signal, ensure));
-      checkpoint();
+      // Raced like the rest: closing the client connection under this call is safe
+      // (src/temporal/connection-guard.ts).
+      const ensured = await step(
+        ensureReconcilerSchedule(client, { ...opts.reconciler, taskQueue: effective.temporal.taskQueue }),
+      );
       reconcilerScheduleId = ensured.scheduleId;
       log(`Reconciler schedule ${ensured.scheduleId} ${ensured.created ? 'created' : 'updated'}`);
     }
