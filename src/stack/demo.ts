@@ -10,6 +10,10 @@
  *
  * Successful charges come from the emulator's ledger (what Stripe would show), not from the
  * workflow's own account of itself. Exits 0 when every row is what it should be, 1 otherwise.
+ *
+ * Ctrl-C (or SIGTERM) stops it wherever it is, starting or running checkouts: it closes its stack,
+ * removes its data folder and exits 130 (143 for SIGTERM) without a table. The checkouts it
+ * abandons are throwaway, like the stack they ran on.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,7 +24,8 @@ import { getCheckoutStatus, retryPayment, startCheckout, waitForCheckoutResult }
 import { loadConfig } from '../config';
 import { checkoutWorkflowId, type CheckoutInput, type CheckoutStatus } from '../workflows/definitions';
 import { describeError } from './main';
-import { startStack, type Stack } from './stack';
+import { stopSignals } from './signals';
+import { StackStartStoppedError, startStack, type Stack } from './stack';
 
 export interface DemoRow {
   readonly scenario: string;
@@ -230,9 +235,17 @@ export function formatTable(rows: readonly DemoRow[]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
+/** The exit code for a demo a signal stopped: 128 plus the signal's number, as a shell reports it. */
+function stoppedExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? 130 : 143;
+}
+
 export async function main(): Promise<number> {
   // The worker's INFO lines would bury the table; warnings and errors still show.
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  const stop = stopSignals();
+  const starting = new AbortController();
+  void stop.then(() => starting.abort());
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-demo-'));
   let stack: Stack | undefined;
   const timer = setTimeout(() => {
@@ -241,10 +254,16 @@ export async function main(): Promise<number> {
   }, DEMO_TIMEOUT_MS);
   try {
     console.log(`Starting the stack in ${dataDir} (free ports, embedded Temporal, Stripe emulator)...`);
-    stack = await startStack(loadConfig({ DATA_DIR: dataDir }), { ports: 'free' });
+    stack = await startStack(loadConfig({ DATA_DIR: dataDir }), { ports: 'free', signal: starting.signal });
     console.log(`Temporal UI: ${stack.temporal.uiUrl ?? '-'}   Stripe emulator: ${stack.stripe.endpoint}`);
     console.log('Running checkouts...\n');
-    const rows = await runDemoScenarios(stack);
+    const scenarios = runDemoScenarios(stack);
+    const outcome = await Promise.race([scenarios, stop]);
+    if (typeof outcome === 'string') {
+      console.log(`\n${outcome}: stopped before the checkouts finished; closing the demo's stack.`);
+      return stoppedExitCode(outcome);
+    }
+    const rows = outcome;
     console.log(formatTable(rows));
     const wrong = rows.filter((r) => r.problems.length > 0).length;
     console.log(
@@ -253,6 +272,11 @@ export async function main(): Promise<number> {
         : `\n${wrong} row(s) are not what they should be.`,
     );
     return wrong === 0 ? 0 : 1;
+  } catch (err) {
+    if (!(err instanceof StackStartStoppedError)) throw err;
+    const signal = await stop;
+    console.log(`\n${signal}: stopped while the demo's stack was starting.`);
+    return stoppedExitCode(signal);
   } finally {
     clearTimeout(timer);
     await stack?.close();

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { processGroupAlive, waitFor } from '../support/processes';
 import { runEntryPoint } from './run-entry-point';
 
 describe('npm run demo (src/stack/demo.ts)', function () {
@@ -18,5 +20,31 @@ describe('npm run demo (src/stack/demo.ts)', function () {
       );
     }
     assert.match(run.stdout, /no order was charged more than once/);
+  });
+
+  it('stops on a Ctrl-C while its checkouts run: exits 130, no table, its stack and data folder gone', async () => {
+    let signaled = false;
+    // As a terminal does: the whole process group, so the dev server gets the Ctrl-C too.
+    const run = await runEntryPoint(
+      'src/stack/demo.ts',
+      {},
+      220_000,
+      (stdout, kill) => {
+        if (signaled || !stdout.includes('Running checkouts')) return;
+        signaled = true;
+        kill('SIGINT', 'group');
+      },
+      { processGroup: true },
+    );
+    assert.equal(run.code, 130, `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`);
+    assert.match(run.stdout, /SIGINT: stopped before the checkouts finished/);
+    assert.doesNotMatch(run.stdout, /WRONG|^scenario /m);
+    assert.doesNotMatch(run.stderr, /Channel has been shut down|TypeError|demo failed/);
+    const dataDir = /Starting the stack in (\S+) /.exec(run.stdout)?.[1];
+    assert.ok(dataDir !== undefined, run.stdout);
+    assert.equal(existsSync(dataDir), false, `${dataDir} is removed`);
+    assert.ok(run.pid !== undefined);
+    const group = run.pid;
+    await waitFor(() => !processGroupAlive(group), `process group ${group} to be empty`, 10_000);
   });
 });
