@@ -48,6 +48,8 @@ export interface WorkflowSnapshot {
   readonly needsAttentionReason: string | undefined;
   readonly paymentIntentIds: readonly string[];
   readonly amount: number;
+  /** For a run still open at the end: what it waits on (pending task and activities, last events). */
+  readonly diagnosis?: string;
 }
 
 export interface ChaosSnapshot {
@@ -196,7 +198,9 @@ export function checkInvariants(snapshot: ChaosSnapshot): CheckResult {
       violations.push({
         kind: 'not_final',
         orderId,
-        detail: `still ${final.replace('stuck:', '')} when the run ended (neither finished nor needs-attention with a reason)`,
+        detail:
+          `still ${final.replace('stuck:', '')} when the run ended (neither finished nor needs-attention with a reason)` +
+          (w?.diagnosis === undefined ? '' : `; ${w.diagnosis}`),
       });
     }
   }

@@ -17,7 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import Stripe from 'stripe';
 import { getCheckoutHandle, retryPayment, startCheckout } from '../client';
 import { STRIPE_WEBHOOK_PATH, startHttpIntake, type HttpIntake } from '../http/server';
@@ -505,10 +506,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
               injected.add('three_ds_never_answered');
             }
             if (outcome && !authenticated.has(pi)) {
-              authenticated.add(pi);
+              // Marked only once the emulator took it: a failed request is tried again on the next
+              // poll, or the checkout would wait for a customer who never comes back.
               await control.request('POST', `payment_intents/${encodeURIComponent(pi)}/authenticate`, {
                 outcome,
               });
+              authenticated.add(pi);
               injected.add(`three_ds_${outcome}`);
             }
           } else if (status.state === 'needs_attention') {
@@ -685,6 +688,37 @@ async function isClosed(handle: { describe(): Promise<{ status: { name: string }
   }
 }
 
+/**
+ * What a run still open when the run ends is waiting on, for its `not_final` finding: the pending
+ * workflow task and activities (attempt, last failure), the last workflow-task failure in its history
+ * and its last events. So a stuck checkout in a CI log says why without a rerun. Best effort.
+ */
+export async function whyStillOpen(handle: WorkflowHandle): Promise<string> {
+  try {
+    const { raw } = await handle.describe();
+    const parts: string[] = [];
+    const task = raw.pendingWorkflowTask;
+    if (task) parts.push(`workflow task pending, attempt ${task.attempt ?? '?'}`);
+    for (const a of raw.pendingActivities ?? []) {
+      const failure = a.lastFailure?.message ? `, last failure: ${a.lastFailure.message.slice(0, 200)}` : '';
+      parts.push(`activity ${a.activityType?.name ?? '?'} pending, attempt ${a.attempt ?? '?'}${failure}`);
+    }
+    const events = (await handle.fetchHistory()).events ?? [];
+    const failed = [...events]
+      .reverse()
+      .find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes;
+    if (failed) {
+      const cause = temporal.api.enums.v1.WorkflowTaskFailedCause[failed.cause ?? 0];
+      parts.push(`last workflow task failure: ${cause} ${(failed.failure?.message ?? '').slice(0, 300)}`);
+    }
+    const last = events.slice(-6).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
+    parts.push(`${events.length} events, the last: ${last.join(' > ')}`);
+    return parts.join('; ');
+  } catch (err) {
+    return `could not describe it: ${message(err)}`;
+  }
+}
+
 async function snapshotWorkflow(
   client: Client,
   plan: OrderPlan,
@@ -710,6 +744,7 @@ async function snapshotWorkflow(
   }
   let state = status?.state;
   const ids = new Set(status?.paymentIntentIds ?? []);
+  const diagnosis = executionStatus === 'RUNNING' ? await whyStillOpen(handle) : undefined;
   if (executionStatus === 'COMPLETED') {
     // The run's result is the authority on how it ended, whatever the last status read showed.
     const result = await persist(() => handle.result(), until);
@@ -724,5 +759,6 @@ async function snapshotWorkflow(
     needsAttentionReason: status?.needsAttention?.reason,
     paymentIntentIds: [...ids],
     amount: plan.amount,
+    ...(diagnosis === undefined ? {} : { diagnosis }),
   };
 }

@@ -181,6 +181,24 @@ describe('chaos invariant checker', () => {
     assert.deepEqual(result.finalStates, { 'stuck:confirming_payment': 1 });
   });
 
+  it('names what a stuck checkout waits on in its not-final finding, when the harness could tell', () => {
+    const diagnosis = 'activity confirmPaymentIntent pending, attempt 7; 23 events, the last: ...';
+    const snapshot: ChaosSnapshot = {
+      orderIds: ['o1'],
+      ledger: {
+        payment_intents: [pi('pi_o1', 'o1', { status: 'requires_confirmation', successful_charges: 0 })],
+      },
+      entitlements: [],
+      workflows: [wf('o1', { executionStatus: 'RUNNING', state: 'confirming_payment', diagnosis })],
+    };
+    const [finding] = checkInvariants(snapshot).violations;
+    assert.equal(finding?.kind, 'not_final');
+    assert.match(
+      finding?.detail ?? '',
+      /^still confirming_payment when the run ended .*; activity confirmPaymentIntent pending, attempt 7;/,
+    );
+  });
+
   it('accepts needs-attention with a reason as a final state, but not without one', () => {
     const parked: ChaosSnapshot = {
       orderIds: ['o1'],

@@ -8,6 +8,7 @@ import {
   resetIfStuckOnSdkDefect,
   sdkUpdateReplayDefect,
 } from '../../src/chaos/sdk-defect';
+import { whyStillOpen } from '../../src/chaos/harness';
 import { testTemporal, uniqueName } from '../support/temporal';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -132,6 +133,17 @@ describe('the chaos harness reset for the SDK update-replay defect', function ()
           await resetIfStuckOnSdkDefect(handle, 'test: again', `${handle.workflowId}-again`),
           undefined,
         );
+      });
+    });
+
+    it("names what a stuck workflow waits on, for the chaos run's not-final finding", async function () {
+      await withStuckWorkflow(this.test?.title ?? 'why', OUR_NONDETERMINISM, async (handle) => {
+        const why = await whyStillOpen(handle);
+        assert.match(why, /^workflow task pending, attempt \d+;/);
+        assert.ok(why.includes(`last workflow task failure: `), why);
+        assert.ok(why.includes(OUR_NONDETERMINISM.slice(0, 40)), why);
+        assert.match(why, /\d+ events, the last: .*EVENT_TYPE_WORKFLOW_TASK_(FAILED|SCHEDULED|STARTED)/);
+        await handle.terminate('test over');
       });
     });
 
