@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { processGroupAlive, waitFor } from '../support/processes';
-import { runEntryPoint } from './run-entry-point';
+import { runEntryPoint, signalOnceWhen } from './run-entry-point';
 
 describe('npm run demo (src/stack/demo.ts)', function () {
   this.timeout(240_000);
@@ -23,17 +23,12 @@ describe('npm run demo (src/stack/demo.ts)', function () {
   });
 
   it('stops on a Ctrl-C while its checkouts run: exits 130, no table, its stack and data folder gone', async () => {
-    let signaled = false;
     // As a terminal does: the whole process group, so the dev server gets the Ctrl-C too.
     const run = await runEntryPoint(
       'src/stack/demo.ts',
       {},
       220_000,
-      (stdout, kill) => {
-        if (signaled || !stdout.includes('Running checkouts')) return;
-        signaled = true;
-        kill('SIGINT', 'group');
-      },
+      signalOnceWhen('Running checkouts', 'SIGINT', 'group'),
       { processGroup: true },
     );
     assert.equal(run.code, 130, `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`);

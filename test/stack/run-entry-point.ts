@@ -23,6 +23,20 @@ export interface RunOptions {
 
 export type Kill = (signal: NodeJS.Signals, target?: 'process' | 'group') => void;
 
+/** An `onOutput` that sends `signal` once, the first time stdout shows `text`. */
+export function signalOnceWhen(
+  text: string,
+  signal: NodeJS.Signals,
+  target: 'process' | 'group' = 'process',
+): (stdout: string, kill: Kill) => void {
+  let sent = false;
+  return (stdout, kill) => {
+    if (sent || !stdout.includes(text)) return;
+    sent = true;
+    kill(signal, target);
+  };
+}
+
 /**
  * Runs an entry point as `npm` would (tsx), with only the environment given: the developer's own
  * TEMPORAL_* or STRIPE_* variables must not leak into the test. `onOutput` may signal the child.

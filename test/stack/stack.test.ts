@@ -9,8 +9,8 @@ import { PortsInUseError, StackStartStoppedError, startStack, type Stack } from 
 import { freePort } from '../../src/temporal/dev-server';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
 import { testTemporal, uniqueName } from '../support/temporal';
-import { devServersOnPort, processGroupAlive, waitFor } from '../support/processes';
-import { runEntryPoint } from './run-entry-point';
+import { closeIfStarted, devServersOnPort, processGroupAlive, waitFor } from '../support/processes';
+import { runEntryPoint, signalOnceWhen } from './run-entry-point';
 
 function listen(port = 0): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -223,13 +223,7 @@ describe('stack', function () {
           if (line.startsWith('Provisioning:')) stop.abort();
         },
       });
-      // Should the start wrongly succeed, the test fails below but leaves nothing running.
-      starting
-        .then(
-          (stack) => stack.close(),
-          () => undefined,
-        )
-        .catch(() => undefined);
+      closeIfStarted(starting, (stack) => stack.close());
       await assert.rejects(starting, StackStartStoppedError);
       assert.ok(
         lines.some((l) => l.startsWith('Provisioning:')),
@@ -253,12 +247,7 @@ describe('stack', function () {
           }
         },
       });
-      starting
-        .then(
-          (stack) => stack.close(),
-          () => undefined,
-        )
-        .catch(() => undefined);
+      closeIfStarted(starting, (stack) => stack.close());
       // Not the connection retries' error a minute later (TEMPORAL_CONNECT_TIMEOUT_MS).
       await assert.rejects(
         starting,
@@ -333,16 +322,11 @@ describe('stack', function () {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stack-main-'));
       try {
         // Ctrl-C in a terminal signals the whole group: the dev server stops on its own too.
-        let signaled = false;
         const run = await runEntryPoint(
           'src/stack/main.ts',
           { DATA_DIR: dataDir, ...(await freePorts()) },
           150_000,
-          (stdout, kill) => {
-            if (signaled || !stdout.includes('Provisioning:')) return;
-            signaled = true;
-            kill('SIGINT', 'group');
-          },
+          signalOnceWhen('Provisioning:', 'SIGINT', 'group'),
           { processGroup: true },
         );
         assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);

@@ -39,3 +39,11 @@ export async function waitFor(check: () => boolean, what: string, timeoutMs = 60
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Should `starting` resolve where the test expects a rejection, closes what it started: the test
+ * still fails on its assertion, but leaves nothing running behind it.
+ */
+export function closeIfStarted<T>(starting: Promise<T>, close: (started: T) => Promise<void>): void {
+  starting.then(close, () => undefined).catch(() => undefined);
+}

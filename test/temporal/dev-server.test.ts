@@ -7,7 +7,7 @@ import { Connection } from '@temporalio/client';
 import { testTemporal } from '../support/temporal';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/definitions';
 import { DevServerStartAbortedError, freePort, startDevServer } from '../../src/temporal/dev-server';
-import { devServersOnPort, waitFor } from '../support/processes';
+import { closeIfStarted, devServersOnPort, waitFor } from '../support/processes';
 
 describe('temporal dev server', () => {
   it('starts the pinned CLI and registers the checkout search attributes', async () => {
@@ -45,13 +45,7 @@ describe('temporal dev server start, stopped through its signal', () => {
     const port = await freePort();
     const stop = new AbortController();
     const starting = startDevServer({ port, uiPort: false, signal: stop.signal, startupTimeoutMs: 120_000 });
-    // Should the start wrongly succeed, the test fails below but leaves no server running.
-    starting
-      .then(
-        (server) => server.stop(),
-        () => undefined,
-      )
-      .catch(() => undefined);
+    closeIfStarted(starting, (server) => server.stop());
     // The CLI needs seconds to answer; stop it as soon as it runs.
     await waitFor(() => devServersOnPort(port).length > 0, `a dev server on port ${port}`);
     stop.abort();
@@ -66,12 +60,7 @@ describe('temporal dev server start, stopped through its signal', () => {
   it('spawns nothing when the signal is already aborted', async () => {
     const port = await freePort();
     const starting = startDevServer({ port, uiPort: false, signal: AbortSignal.abort() });
-    starting
-      .then(
-        (server) => server.stop(),
-        () => undefined,
-      )
-      .catch(() => undefined);
+    closeIfStarted(starting, (server) => server.stop());
     await assert.rejects(starting, DevServerStartAbortedError);
     assert.deepEqual(devServersOnPort(port), []);
   });
