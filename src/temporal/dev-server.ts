@@ -5,10 +5,11 @@
  * We start the CLI ourselves instead of `TestWorkflowEnvironment.createLocal()` because the SDK
  * downloads its own binary (impossible here) and gives the server only 5 s to come up, which a
  * loaded 2-core machine can miss. Failure modes: the binary is missing (a clear error names the
- * setup command), a port is taken (the server exits and we report its stderr), or it does not answer
- * within `startupTimeoutMs` (we kill it and report the tail of its log). A start stopped through
- * `signal` (Ctrl-C while `npm start` is still starting) kills the server it spawned before rejecting,
- * so nothing is left behind.
+ * setup command), a port is taken (the server exits and we report its stderr; when the port was
+ * one it or we picked, not one the caller fixed, it was a race, and the start is tried again on
+ * new ports, three starts in all), or it does not answer within `startupTimeoutMs` (we kill it and
+ * report the tail of its log). A start stopped through `signal` (Ctrl-C while `npm start` is still
+ * starting) kills the server it spawned before rejecting, so nothing is left behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -79,7 +80,27 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * The server exited during startup because a port it had chosen itself was taken meanwhile (the CLI
+ * picks free ports for its internal services, as `freePort` does for ours: another process can bind
+ * one between the pick and the server's own bind). A new start picks new ports.
+ */
+class PortRaceError extends Error {}
+
+/** Starts in all, when the CLI loses a race for a port it or we picked (not one the caller fixed). */
+const PORT_RACE_ATTEMPTS = 3;
+
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (err) {
+      if (!(err instanceof PortRaceError) || attempt >= PORT_RACE_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const cliPath = options.cliPath ?? DEFAULT_TEMPORAL_CLI_PATH;
   if (!existsSync(cliPath)) {
     throw new Error(`Temporal CLI not found at ${cliPath}; run "npm run setup" to install the pinned CLI`);
@@ -140,9 +161,11 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
         throw new DevServerStartAbortedError(address);
       }
       if (exited) {
-        throw new Error(
-          `Temporal dev server exited (code ${String(exited.code)}) during startup: ${log.trim()}`,
-        );
+        const text = `Temporal dev server exited (code ${String(exited.code)}) during startup: ${log.trim()}`;
+        const clash = /listen tcp [^\s"]*:(\d+): bind: address already in use/.exec(log);
+        const fixed = [options.port, typeof options.uiPort === 'number' ? options.uiPort : undefined];
+        if (clash && !fixed.includes(Number(clash[1]))) throw new PortRaceError(text);
+        throw new Error(text);
       }
       try {
         const connection = await Connection.connect({ address, connectTimeout: 1_000 });

@@ -6,7 +6,13 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { testTemporal } from '../support/temporal';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/definitions';
-import { DevServerStartAbortedError, freePort, startDevServer } from '../../src/temporal/dev-server';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import {
+  DEFAULT_TEMPORAL_CLI_PATH,
+  DevServerStartAbortedError,
+  freePort,
+  startDevServer,
+} from '../../src/temporal/dev-server';
 import { closeIfStarted, devServersOnPort, waitFor } from '../support/processes';
 
 describe('temporal dev server', () => {
@@ -63,5 +69,65 @@ describe('temporal dev server start, stopped through its signal', () => {
     closeIfStarted(starting, (server) => server.stop());
     await assert.rejects(starting, DevServerStartAbortedError);
     assert.deepEqual(devServersOnPort(port), []);
+  });
+});
+
+describe('temporal dev server start, when a port is taken under it', () => {
+  /**
+   * A stand-in for the CLI that counts its starts and, for the first `failures` of them, exits as
+   * the real one does when a port it picked for an internal service was taken meanwhile; then it
+   * runs the real CLI.
+   */
+  async function flakyCli(dir: string, failures: number, clashPort: string): Promise<string> {
+    const script = path.join(dir, 'temporal');
+    await writeFile(
+      script,
+      [
+        '#!/usr/bin/env bash',
+        `count=$(( $(cat "${dir}/starts" 2>/dev/null || echo 0) + 1 ))`,
+        `echo "$count" > "${dir}/starts"`,
+        `if [ "$count" -le ${failures} ]; then`,
+        `  echo 'level=ERROR msg="Failed to start gRPC listener" error="listen tcp 127.0.0.1:${clashPort}: bind: address already in use" service=matching' >&2`,
+        '  exit 2',
+        'fi',
+        `exec "${DEFAULT_TEMPORAL_CLI_PATH}" "$@"`,
+        '',
+      ].join('\n'),
+    );
+    await chmod(script, 0o755);
+    return script;
+  }
+
+  it('starts again on new ports when the CLI lost a race for a port of its own choosing', async function () {
+    this.timeout(120_000);
+    const dir = await mkdtemp(path.join(tmpdir(), 'dev-server-race-'));
+    try {
+      const cliPath = await flakyCli(dir, 1, '1');
+      const server = await startDevServer({ cliPath, uiPort: false, startupTimeoutMs: 120_000 });
+      try {
+        assert.equal((await readFile(path.join(dir, 'starts'), 'utf8')).trim(), '2');
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not retry a clash on the port the caller fixed, and names it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'dev-server-race-'));
+    try {
+      const port = await freePort();
+      const cliPath = await flakyCli(dir, 5, String(port));
+      await assert.rejects(
+        startDevServer({ cliPath, port, uiPort: false }),
+        new RegExp(
+          `exited \\(code 2\\) during startup: .*127\\.0\\.0\\.1:${port}: bind: address already in use`,
+        ),
+      );
+      assert.equal((await readFile(path.join(dir, 'starts'), 'utf8')).trim(), '1');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
