@@ -69,6 +69,21 @@ describe('SqliteProvisioner', () => {
     await b.close();
   });
 
+  it('syncs every commit to disk on the connection that created the file and on every later one', async () => {
+    const file = path.join(dir, 'durable.sqlite');
+    const first = new SqliteProvisioner(file);
+    const second = new SqliteProvisioner(file);
+    const third = new SqliteProvisioner(file);
+    try {
+      // The second and third open a file already in WAL, where better-sqlite3's default is NORMAL.
+      for (const p of [first, second, third]) {
+        assert.deepEqual(p.settings(), { journalMode: 'wal', synchronous: 'FULL' });
+      }
+    } finally {
+      await Promise.all([first.close(), second.close(), third.close()]);
+    }
+  });
+
   it('records each refund once and revokes the entitlement once on a full refund', async () => {
     const p = new SqliteProvisioner(':memory:');
     await p.provision(request);
