@@ -9,7 +9,9 @@
  * one it or we picked, not one the caller fixed, it was a race, and the start is tried again on
  * new ports, three starts in all), or it does not answer within `startupTimeoutMs` (we kill it and
  * report the tail of its log). A start stopped through `signal` (Ctrl-C while `npm start` is still
- * starting) kills the server it spawned before rejecting, so nothing is left behind.
+ * starting) kills the server it spawned before rejecting, so nothing is left behind. A server
+ * still running when this process exits (an uncaught error, `process.exit`) is sent SIGTERM as it
+ * exits, so it does not outlive its owner holding its port (and, for `npm start`, its database).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -100,6 +102,26 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   }
 }
 
+/** Dev servers this process spawned that have not exited yet. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Stops, as this process exits, every dev server it spawned and did not stop. Exit handlers run
+ * synchronously, so the signal is sent and not awaited; the CLI shuts down on SIGTERM by itself.
+ * Without this, a server whose owner died of an uncaught error ran on until it next wrote to its
+ * closed log pipe, which with `--log-level error` may be never. Does not help against SIGKILL.
+ */
+function stopWithThisProcess(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const server of running) server.kill('SIGTERM');
+  });
+}
+
 async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const cliPath = options.cliPath ?? DEFAULT_TEMPORAL_CLI_PATH;
   if (!existsSync(cliPath)) {
@@ -130,6 +152,7 @@ async function startDevServerOnce(options: DevServerOptions): Promise<DevServer>
   const { signal } = options;
   if (signal?.aborted) throw new DevServerStartAbortedError(address);
   const child = spawn(cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  stopWithThisProcess(child);
   let log = '';
   const keepLog = (chunk: Buffer): void => {
     log = (log + chunk.toString('utf8')).slice(-8_000);

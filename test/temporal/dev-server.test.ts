@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -69,6 +71,33 @@ describe('temporal dev server start, stopped through its signal', () => {
     closeIfStarted(starting, (server) => server.stop());
     await assert.rejects(starting, DevServerStartAbortedError);
     assert.deepEqual(devServersOnPort(port), []);
+  });
+});
+
+describe('temporal dev server whose owner dies', () => {
+  it('is stopped when the process that started it exits on an uncaught error', async function () {
+    this.timeout(180_000);
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'dies-after-start.ts')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    const port = Number(/^port (\d+)$/m.exec(out)?.[1]);
+    assert.ok(port > 0, `the child printed its dev server's port; stdout: ${out}; stderr: ${err}`);
+    try {
+      assert.equal(code, 1, `the child died of its uncaught error; stderr: ${err}`);
+      assert.match(err, /dies with its dev server still running/);
+      await waitFor(
+        () => devServersOnPort(port).length === 0,
+        `the dev server on port ${port} to stop`,
+        30_000,
+      );
+    } finally {
+      for (const pid of devServersOnPort(port)) process.kill(pid, 'SIGKILL');
+    }
   });
 });
 
