@@ -254,7 +254,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       startupTimeoutMs: 120_000,
     });
     const temporalAddress = devServer.address;
-    const temporalPort = Number(temporalAddress.slice(temporalAddress.lastIndexOf(':') + 1));
+    const temporalPort = devServer.port;
     closers.push(async () => {
       await devServer?.stop();
     });

@@ -232,7 +232,7 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
       });
       temporalAddress = server.address;
       uiUrl = server.uiUrl;
-      const port = Number(temporalAddress.slice(temporalAddress.lastIndexOf(':') + 1));
+      const port = server.port;
       const uiPort = uiUrl ? Number(new URL(uiUrl).port) : config.temporal.embedded.uiPort;
       effective = {
         ...effective,

@@ -52,7 +52,10 @@ export class DevServerStartAbortedError extends Error {
 }
 
 export interface DevServer {
+  /** `ip:port` of the frontend. */
   readonly address: string;
+  /** The frontend's port (the one in `address`), for whoever needs it as a number. */
+  readonly port: number;
   readonly uiUrl: string | undefined;
   readonly namespace: string;
   readonly process: ChildProcess;
@@ -230,6 +233,7 @@ async function startDevServerOnce(options: DevServerOptions): Promise<DevServer>
 
   return {
     address,
+    port,
     uiUrl: uiPort === undefined ? undefined : `http://${ip}:${uiPort}`,
     namespace,
     process: child,

@@ -8,9 +8,8 @@ describe('temporal client connection (src/temporal/connection-guard.ts)', () => 
     this.timeout(120_000);
     // A server of its own: the test kills it.
     const server = await startDevServer({ uiPort: false });
-    const port = Number(server.address.slice(server.address.lastIndexOf(':') + 1));
     const connection = await createTemporalConnection(
-      loadConfig({ TEMPORAL_EMBEDDED_PORT: String(port) }).temporal,
+      loadConfig({ TEMPORAL_EMBEDDED_PORT: String(server.port) }).temporal,
     );
     try {
       server.process.kill('SIGKILL');
@@ -35,9 +34,8 @@ describe('temporal client connection (src/temporal/connection-guard.ts)', () => 
     this.timeout(120_000);
     const server = await startDevServer({ uiPort: false });
     try {
-      const port = Number(server.address.slice(server.address.lastIndexOf(':') + 1));
       const connection = await createTemporalConnection(
-        loadConfig({ TEMPORAL_EMBEDDED_PORT: String(port) }).temporal,
+        loadConfig({ TEMPORAL_EMBEDDED_PORT: String(server.port) }).temporal,
       );
       await connection.close();
       await assert.rejects(connection.workflowService.getSystemInfo({}), /Channel has been shut down/);

@@ -6,7 +6,7 @@ import { startDevServer } from '../../src/temporal/dev-server';
 
 async function main(): Promise<void> {
   const server = await startDevServer({ uiPort: false, startupTimeoutMs: 120_000 });
-  process.stdout.write(`port ${server.address.split(':').at(-1) ?? ''}\n`);
+  process.stdout.write(`port ${server.port}\n`);
   setTimeout(() => {
     throw new Error('dies with its dev server still running');
   }, 100);
