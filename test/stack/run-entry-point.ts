@@ -1,4 +1,7 @@
-/** Runs a `src/` entry point in a child process the way the npm scripts do (through tsx). */
+/**
+ * Runs an entry point (a `src/` program, or a test's child script) in a child process the way the
+ * npm scripts do (through tsx).
+ */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +14,7 @@ import {
   startDevServer,
 } from '../../src/temporal/dev-server';
 import { closeIfStarted, devServersOnPort, waitFor } from '../support/processes';
+import { runEntryPoint } from '../stack/run-entry-point';
 
 describe('temporal dev server', () => {
   it('starts the pinned CLI and registers the checkout search attributes', async () => {
@@ -77,19 +76,15 @@ describe('temporal dev server start, stopped through its signal', () => {
 describe('temporal dev server whose owner dies', () => {
   it('is stopped when the process that started it exits on an uncaught error', async function () {
     this.timeout(180_000);
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'dies-after-start.ts')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    const port = Number(/^port (\d+)$/m.exec(out)?.[1]);
-    assert.ok(port > 0, `the child printed its dev server's port; stdout: ${out}; stderr: ${err}`);
+    const run = await runEntryPoint('test/temporal/dies-after-start.ts', {}, 150_000);
+    const port = Number(/^port (\d+)$/m.exec(run.stdout)?.[1]);
+    assert.ok(
+      port > 0,
+      `the child printed its dev server's port; stdout: ${run.stdout}; stderr: ${run.stderr}`,
+    );
     try {
-      assert.equal(code, 1, `the child died of its uncaught error; stderr: ${err}`);
-      assert.match(err, /dies with its dev server still running/);
+      assert.equal(run.code, 1, `the child died of its uncaught error; stderr: ${run.stderr}`);
+      assert.match(run.stderr, /dies with its dev server still running/);
       await waitFor(
         () => devServersOnPort(port).length === 0,
         `the dev server on port ${port} to stop`,
