@@ -115,14 +115,12 @@ export class CheckoutConflictError extends Error {
  * the embedded dev server on its configured port (started by the stack, not here).
  */
 export async function createTemporalConnection(config: TemporalConfig): Promise<Connection> {
+  const options =
+    config.mode === 'external' && config.connect
+      ? config.connect.connectionOptions
+      : { address: `127.0.0.1:${config.embedded.port}` };
   // The client's own retrying, plus a guard that makes closing under a retrying call safe.
-  if (config.mode === 'external' && config.connect) {
-    return Connection.connect({ ...config.connect.connectionOptions, interceptors: closeSafeInterceptors() });
-  }
-  return Connection.connect({
-    address: `127.0.0.1:${config.embedded.port}`,
-    interceptors: closeSafeInterceptors(),
-  });
+  return Connection.connect({ ...options, interceptors: closeSafeInterceptors() });
 }
 
 /** A Temporal client for checkouts in the configured namespace. Close `client.connection` when done. */
