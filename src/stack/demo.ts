@@ -244,8 +244,6 @@ export async function main(): Promise<number> {
   // The worker's INFO lines would bury the table; warnings and errors still show.
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const stop = stopSignals();
-  const starting = new AbortController();
-  void stop.then(() => starting.abort());
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-demo-'));
   let stack: Stack | undefined;
   const timer = setTimeout(() => {
@@ -254,11 +252,11 @@ export async function main(): Promise<number> {
   }, DEMO_TIMEOUT_MS);
   try {
     console.log(`Starting the stack in ${dataDir} (free ports, embedded Temporal, Stripe emulator)...`);
-    stack = await startStack(loadConfig({ DATA_DIR: dataDir }), { ports: 'free', signal: starting.signal });
+    stack = await startStack(loadConfig({ DATA_DIR: dataDir }), { ports: 'free', signal: stop.signal });
     console.log(`Temporal UI: ${stack.temporal.uiUrl ?? '-'}   Stripe emulator: ${stack.stripe.endpoint}`);
     console.log('Running checkouts...\n');
     const scenarios = runDemoScenarios(stack);
-    const outcome = await Promise.race([scenarios, stop]);
+    const outcome = await Promise.race([scenarios, stop.stopped]);
     if (typeof outcome === 'string') {
       console.log(`\n${outcome}: stopped before the checkouts finished; closing the demo's stack.`);
       return stoppedExitCode(outcome);
@@ -274,7 +272,7 @@ export async function main(): Promise<number> {
     return wrong === 0 ? 0 : 1;
   } catch (err) {
     if (!(err instanceof StackStartStoppedError)) throw err;
-    const signal = await stop;
+    const signal = await stop.stopped;
     console.log(`\n${signal}: stopped while the demo's stack was starting.`);
     return stoppedExitCode(signal);
   } finally {

@@ -68,26 +68,24 @@ export async function main(): Promise<void> {
   const observability = startObservability(config, { name: 'stack' });
   // Listening before anything starts: a Ctrl-C during the start is a stop too.
   const stop = stopSignals();
-  const starting = new AbortController();
-  void stop.then(() => starting.abort());
   let stack: Stack;
   try {
     stack = await startStack(config, {
       log: (line) => console.log(line),
       observability,
-      signal: starting.signal,
+      signal: stop.signal,
     });
   } catch (err) {
     // Flushes the logs; never hides why the start ended.
     await observability.shutdown().catch(() => undefined);
     if (!(err instanceof StackStartStoppedError)) throw err;
-    console.log(`\n${await stop}: stopped while starting; what had started is closed.`);
+    console.log(`\n${await stop.stopped}: stopped while starting; what had started is closed.`);
     console.log('Stopped.');
     return;
   }
   try {
     console.log(startupBanner(stack));
-    const signal = await Promise.race([stop, stack.failure]);
+    const signal = await Promise.race([stop.stopped, stack.failure]);
     console.log(`\n${signal}: shutting down (the worker finishes what it is doing)...`);
   } finally {
     await stack.close();
