@@ -27,7 +27,10 @@
  *   payment cannot land, read it once more and end `expired` unless it succeeded.
  * - a reset or continued run first searches Stripe by metadata for this checkout's PaymentIntents,
  *   adopting a succeeded or pending one instead of starting over; within 24 h the same keys would
- *   replay anyway (docs/checkout.md, reset safety).
+ *   replay anyway. If that search fails it writes nothing until one succeeds, and it reads a decline
+ *   back by id before believing it (docs/checkout.md, reset safety).
+ * - operator requests are taken one at a time, and every one is answered, also when the flow can no
+ *   longer take it (the payment succeeded, the checkout ended).
  *
  * Provisioning runs only from `paid` and is idempotent itself (unique per workflow id), so a
  * repeated activity cannot grant twice. Its effort is bounded (`provisioningTimeoutMs`); when it
@@ -40,6 +43,7 @@ import {
   ApplicationFailure,
   condition,
   log,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -162,6 +166,17 @@ class Checkout {
   private pendingRetry: RetryPaymentRequest | undefined;
   private pendingCancel: CancelRequest | undefined;
   private pendingResolve: ResolveRequest | undefined;
+  /** Decided once, at the top of the run: whether it may follow earlier attempts it cannot see. */
+  private mayFollowEarlier = false;
+  /**
+   * Such a run could not search Stripe for those attempts: it writes nothing until a search
+   * succeeds (the keys may be past their 24 h, so a write could charge again).
+   */
+  private searchBeforeWriting = false;
+  /** Parked with re-reads of a payment that may still move and wakes on webhooks (patched). */
+  private parkedRereads = false;
+  /** While a cancel or an abandon is being carried out (operator requests wait for its end). */
+  private canceling = false;
   /** How an operator's cancel or abandon ended the checkout, for the result. */
   private canceledBy: { actor: string; reason: string } | undefined;
   /** Everything after "paid": bounded provisioning, the grace period, refunds. */
@@ -190,7 +205,8 @@ class Checkout {
     this.setState('validating', 'input valid');
 
     let outcome: Outcome | undefined;
-    if (mayFollowEarlierAttempts()) {
+    this.mayFollowEarlier = mayFollowEarlierAttempts();
+    if (this.mayFollowEarlier) {
       // A reset or continued run knows nothing of what earlier runs did after the reset point.
       this.setState('reconciling', 'reset or continued run: reading Stripe before any write');
       outcome = await this.adoptFromSearch();
@@ -200,12 +216,18 @@ class Checkout {
       outcome ??= await this.attempt();
       switch (outcome) {
         case 'paid':
+          this.refusePending(`the payment succeeded (${this.paymentIntent?.id ?? 'PaymentIntent'})`);
           return this.provision();
         case 'expired':
           return this.finish({ outcome: 'expired', ...this.ids() });
         case 'canceled':
           return this.finishCanceled();
         case 'declined': {
+          const replayed = await this.readBackReplayedDecline();
+          if (replayed) {
+            outcome = replayed;
+            break;
+          }
           const next = await this.afterDecline();
           if (next === 'declined' && this.decline) {
             return this.finish({
@@ -236,6 +258,9 @@ class Checkout {
       const created = await this.createPaymentIntent();
       if (typeof created === 'string') return created;
       pi = created;
+      // A cancel taken while the create was in flight: nothing is charged yet, so it is honoured
+      // before the confirm (older runs went on to confirm, hence the patch).
+      if (this.pendingCancel && patched('cancel-before-confirm')) return this.cancelUnpaid();
     }
     if (pi.status === 'requires_payment_method' || pi.status === 'requires_confirmation') {
       return this.confirm(pi);
@@ -454,14 +479,23 @@ class Checkout {
     return 'declined';
   }
 
-  /** Needs attention: re-read Stripe now and then, and act on what an operator decides. */
+  /**
+   * Needs attention: re-read Stripe now and then, and act on what an operator decides. Stripe is
+   * re-read every `reconcileIntervalMs` while the outcome is unknown, and while the payment may
+   * still move on its own (a bank debit still processing at the deadline); a webhook for this
+   * checkout's PaymentIntent re-reads at once. (Older runs re-read only an unknown outcome, on the
+   * interval: `parked-rereads` keeps them replaying as they ran.)
+   */
   private async awaitOperator(): Promise<Outcome | undefined> {
+    this.parkedRereads ||= patched('parked-rereads');
     for (;;) {
+      this.woken = false;
       const decided = await condition(
         () =>
           this.pendingRetry !== undefined ||
           this.pendingCancel !== undefined ||
-          this.pendingResolve !== undefined,
+          this.pendingResolve !== undefined ||
+          (this.parkedRereads && this.woken && this.mayStillMove()),
         this.opts.reconcileIntervalMs,
       );
       if (this.pendingCancel) return this.cancelUnpaid();
@@ -477,19 +511,42 @@ class Checkout {
         if (found) return found;
         continue;
       }
-      if (!decided && this.needsAttention?.reason === 'payment_outcome_unknown') {
+      const unknown = this.needsAttention?.reason === 'payment_outcome_unknown';
+      if ((!decided && (unknown || this.mayStillMove())) || (decided && this.parkedRereads && this.woken)) {
         const found = await this.recheck();
         if (found) return found;
       }
     }
   }
 
+  /** Parked while Stripe may still settle the payment without us: worth re-reading (patched). */
+  private mayStillMove(): boolean {
+    if (!this.parkedRereads) return false;
+    const status = this.paymentIntent?.status;
+    return status === 'processing' || status === 'requires_action';
+  }
+
   /** Reads Stripe; returns an outcome only when Stripe shows something to act on. */
   private async recheck(): Promise<Outcome | undefined> {
+    if (this.searchBeforeWriting) return this.searchAgainBeforeWriting();
     if (this.paymentIntent) {
+      const before = this.paymentIntent.status;
       const pi = await this.read(this.paymentIntent.id);
       if (!pi) return undefined;
       this.adopt(pi);
+      if (
+        this.parkedRereads &&
+        before === 'processing' &&
+        this.needsAttention?.reason === 'unexpected_payment_state'
+      ) {
+        // Parked at the deadline with a debit still processing (it cannot be canceled): only its end
+        // moves the checkout; following it again would only meet the same deadline.
+        if (pi.status === 'processing') return undefined;
+        if (pi.status === 'requires_payment_method' && pi.lastPaymentError) {
+          this.clearAttention();
+          return this.declined(this.declineFrom(pi));
+        }
+      }
       if (pi.status === 'succeeded' || pi.status === 'processing' || pi.status === 'requires_action') {
         this.clearAttention();
         return this.follow(pi);
@@ -509,10 +566,54 @@ class Checkout {
     return this.follow(hit);
   }
 
-  /** Reset or continued run: adopt what Stripe already has for this checkout, if anything. */
+  /**
+   * Reset or continued run: adopt what Stripe already has for this checkout, if anything. When the
+   * search fails, nothing is written: past 24 h the keys no longer replay, and a create and confirm
+   * would charge again. The checkout parks and searches again every `reconcileIntervalMs` (older
+   * runs went on to write, hence the patch).
+   */
   private async adoptFromSearch(): Promise<Outcome | undefined> {
     const found = await this.searchThisCheckout();
+    if (!found) {
+      if (!patched('search-before-write')) return undefined;
+      this.searchBeforeWriting = true;
+      return this.park(
+        'payment_outcome_unknown',
+        'this run may follow earlier attempts and searching Stripe for them failed: nothing is written until a search succeeds',
+        false,
+      );
+    }
+    return this.adoptFound(found);
+  }
+
+  /** The search works again: adopt what it found, or write as a fresh run would. */
+  private async searchAgainBeforeWriting(): Promise<Outcome | undefined> {
+    const found = await this.searchThisCheckout();
     if (!found) return undefined;
+    this.searchBeforeWriting = false;
+    this.clearAttention();
+    this.record('workflow', 'searched_before_writing', `search found ${found.length} PaymentIntent(s)`);
+    return (await this.adoptFound(found)) ?? this.attempt();
+  }
+
+  /**
+   * A decline in a run that may follow earlier attempts can be a replayed one: the same key returns
+   * the first confirm's stored 402 even when a later confirm of the same PaymentIntent, with a new
+   * card, succeeded. So it is read back by id (consistent, unlike search) before it counts.
+   */
+  private async readBackReplayedDecline(): Promise<Outcome | undefined> {
+    const paymentIntentId = this.decline?.paymentIntentId ?? this.paymentIntent?.id;
+    if (!this.mayFollowEarlier || !paymentIntentId || !patched('read-back-replayed-decline'))
+      return undefined;
+    const pi = await this.read(paymentIntentId);
+    if (!pi || pi.status === 'requires_payment_method') return undefined;
+    this.adopt(pi);
+    this.decline = undefined;
+    this.record('workflow', 'decline_superseded', `Stripe shows ${pi.id} ${pi.status}`);
+    return this.follow(pi);
+  }
+
+  private adoptFound(found: readonly PaymentIntentSnapshot[]): Outcome | Promise<Outcome> | undefined {
     const succeeded = found.filter((p) => p.status === 'succeeded');
     if (succeeded.length > 1) {
       return this.park('multiple_successful_payments', succeeded.map((p) => p.id).join(', '), false);
@@ -544,10 +645,12 @@ class Checkout {
   /** Ends without charging: cancels an open PaymentIntent (keyed); if Stripe shows it paid, it is paid. */
   private async cancelUnpaid(): Promise<Outcome> {
     const request = this.pendingCancel;
+    this.canceling = true;
     try {
       if (request) this.canceledBy = { actor: request.actor, reason: request.reason };
       return await this.cancelOpenPaymentIntent();
     } finally {
+      this.canceling = false;
       // Cleared only now, so the cancel update returns the state this cancel produced.
       if (this.pendingCancel === request) this.pendingCancel = undefined;
     }
@@ -568,6 +671,8 @@ class Checkout {
         return this.park('unexpected_payment_state', `cancel of ${pi.id} did not take effect`, false);
       }
     }
+    // Ended: no longer waiting for an operator (older runs kept the attribute, hence the patch).
+    if (this.needsAttention && patched('clear-attention-on-cancel')) this.clearAttention();
     this.setState('canceled', this.canceledBy?.reason ?? 'canceled');
     return 'canceled';
   }
@@ -643,7 +748,30 @@ class Checkout {
   }
 
   private finish(result: CheckoutResult): CheckoutResult | Promise<CheckoutResult> {
+    this.refusePending(`the checkout ended ${this.state}`);
     return whenHandlersFinished(result);
+  }
+
+  /**
+   * Answers the operator requests the flow can no longer take (a cancel that reached the confirm
+   * too late, a new card after the payment succeeded, one request of two sent together): each is
+   * recorded as refused with why, and its update returns the status that shows what happened
+   * instead. Without this the update waited forever and, with it, the workflow's end. Older runs
+   * left them waiting, hence the patch.
+   */
+  private refusePending(why: string): void {
+    const pending = [
+      ['cancel', this.pendingCancel],
+      ['retry_payment', this.pendingRetry],
+      ['resolve', this.pendingResolve],
+    ] as const;
+    if (!pending.some(([, request]) => request !== undefined) || !patched('answer-pending-requests')) return;
+    for (const [kind, request] of pending) {
+      if (request) this.record('workflow', `${kind}_refused`, `${request.actor}: ${why}`);
+    }
+    this.pendingCancel = undefined;
+    this.pendingRetry = undefined;
+    this.pendingResolve = undefined;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -818,7 +946,7 @@ class Checkout {
           if (!allowed) {
             throw new Error(`retryPayment is not allowed in state ${this.state}`);
           }
-          if (this.pendingRetry || this.pendingCancel) throw new Error('another request is already pending');
+          this.refuseWhilePending();
           if (this.generation >= MAX_GENERATIONS) throw new Error(`at most ${MAX_GENERATIONS} attempts`);
         },
       },
@@ -841,7 +969,7 @@ class Checkout {
           const waitingAfterDecline = this.state === 'declined' && this.awaitingRetry;
           if (TERMINAL_STATES.includes(this.state) && !waitingAfterDecline)
             throw new Error(`the checkout already ended (${this.state})`);
-          if (this.pendingCancel) throw new Error('a cancel is already pending');
+          this.refuseWhilePending();
         },
       },
     );
@@ -873,11 +1001,24 @@ class Checkout {
               `${outcome} does not apply once paid: use retryProvisioning, refund, or resolve keep_payment`,
             );
           }
-          if (this.pendingResolve) throw new Error('a resolve is already pending');
+          this.refuseWhilePending();
         },
       },
     );
 
     this.flow.registerHandlers(() => this.status());
+  }
+
+  /**
+   * One operator request at a time: the flow takes one and the others could never be taken (a
+   * retry and a cancel sent together would leave one of them, and the workflow, waiting forever).
+   */
+  private refuseWhilePending(): void {
+    if (this.canceling) throw new Error('the checkout is being canceled');
+    const pending =
+      (this.pendingCancel && ['a cancel', this.pendingCancel.actor]) ||
+      (this.pendingRetry && ['a retryPayment', this.pendingRetry.actor]) ||
+      (this.pendingResolve && [`a resolve ${this.pendingResolve.outcome}`, this.pendingResolve.actor]);
+    if (pending) throw new Error(`${pending[0]} by ${pending[1]} is already pending`);
   }
 }

@@ -15,6 +15,9 @@ import { checkoutWorkflowId } from '../../src/workflows/definitions';
 import { HISTORIES_DIR, historyFromFixture } from './support';
 
 const EXPECTED = [
+  'cancel-during-confirm-refused',
+  'cancel-during-create',
+  'debit-settled-after-deadline',
   'declined',
   'declined-then-retried',
   'expired',
@@ -30,6 +33,7 @@ const EXPECTED = [
   'provisioning-failed-refunded',
   'provisioning-kept-refunded-in-part-retried',
   'reset-after-paid',
+  'reset-search-failed',
   'stored-500-on-confirm',
   'three-d-secure',
   'three-d-secure-indexed-at-rest',

@@ -1,0 +1,341 @@
+/**
+ * The card checkout's operator requests that arrive while it is busy, and reset runs that cannot
+ * trust what they see: each case here once left a workflow open forever, charged after a cancel was
+ * taken, charged twice, or ended a paid order wrongly.
+ */
+import assert from 'node:assert/strict';
+import { WorkflowUpdateStage } from '@temporalio/client';
+import {
+  getCheckoutHandle,
+  getCheckoutStatus,
+  listCheckouts,
+  resolveCheckout,
+  retryPayment,
+  startCheckout,
+} from '../../src/client';
+import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
+import type { Provisioner } from '../../src/provisioning';
+import {
+  NeedsAttentionSinceAttr,
+  cancelUpdate,
+  checkoutWorkflowId,
+  paymentIdempotencyKey,
+  retryPaymentUpdate,
+  stripeEventSignal,
+  type CheckoutResult,
+} from '../../src/workflows/definitions';
+import {
+  FAST_OPTIONS,
+  inState,
+  newOrder,
+  paymentIntentsFor,
+  provisionedCount,
+  recordHistory,
+  suiteHarness,
+  successfulCharges,
+  waitForStatus,
+} from './support';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The promise's outcome, or `timeout` if it has none within `ms` (an update that never answers). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resets the checkout's current run to its first workflow task, as the runbook does. */
+async function resetToFirstTask(h: ReturnType<typeof suiteHarness>, orderId: string): Promise<string> {
+  const handle = getCheckoutHandle(h.client, orderId);
+  const oldRunId = (await handle.describe()).runId;
+  const history = await handle.fetchHistory();
+  const firstTask = history.events?.find((e) => e.workflowTaskCompletedEventAttributes);
+  assert.ok(firstTask?.eventId);
+  const reset = await h.client.workflowService.resetWorkflowExecution({
+    namespace: h.namespace,
+    workflowExecution: { workflowId: checkoutWorkflowId(orderId), runId: oldRunId },
+    reason: 'test: reset to the first workflow task',
+    workflowTaskFinishEventId: firstTask.eventId,
+    requestId: `reset-${orderId}`,
+  });
+  assert.ok(reset.runId && reset.runId !== oldRunId);
+  return reset.runId;
+}
+
+describe('checkout workflow: operator requests while busy, and resets', function () {
+  this.timeout(150_000);
+  const h = suiteHarness();
+  afterEach(() => {
+    h.emulator.control.clearFaults();
+    h.emulator.control.configure({ searchLagSeconds: 0 });
+  });
+
+  it('answers a cancel that reached the confirm too late: refused, the order completes and the workflow closes', async function () {
+    const { input, taskQueue } = newOrder(h, 'cancel during confirm');
+    const wf = checkoutWorkflowId(input.orderId);
+    h.emulator.control.addFault({
+      fault: 'slow',
+      idempotencyKey: paymentIdempotencyKey(wf, 1, 'confirm'),
+      delayMs: 1_500,
+      times: 1,
+    });
+    await h.withWorker(taskQueue, async () => {
+      const { handle } = await startCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, inState('confirming_payment'));
+      const cancel = await handle.startUpdate(cancelUpdate, {
+        args: [{ actor: 'customer:web', reason: 'changed my mind' }],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
+      const answer = await within(cancel.result(), 30_000);
+      assert.notEqual(answer, 'timeout', 'the cancel was never answered');
+      if (answer === 'timeout') return;
+      assert.ok(
+        answer.audit.some(
+          (a) => a.action === 'cancel_refused' && a.reason.startsWith('customer:web: the payment succeeded'),
+        ),
+        JSON.stringify(answer.audit),
+      );
+      const result = await within(handle.result(), 30_000);
+      assert.notEqual(result, 'timeout', 'the workflow never closed');
+      assert.equal((result as CheckoutResult).outcome, 'completed');
+    });
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+    await recordHistory(h, wf, 'cancel-during-confirm-refused');
+  });
+
+  it('honours a cancel taken while the create was in flight: nothing is confirmed or charged', async function () {
+    const { input, taskQueue } = newOrder(h, 'cancel during create');
+    const wf = checkoutWorkflowId(input.orderId);
+    h.emulator.control.addFault({
+      fault: 'slow',
+      idempotencyKey: paymentIdempotencyKey(wf, 1, 'create'),
+      delayMs: 1_500,
+      times: 1,
+    });
+    await h.withWorker(taskQueue, async () => {
+      const { handle } = await startCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, inState('creating_payment'));
+      const cancel = await handle.startUpdate(cancelUpdate, {
+        args: [{ actor: 'customer:web', reason: 'changed my mind' }],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
+      const answer = await within(cancel.result(), 30_000);
+      assert.notEqual(answer, 'timeout', 'the cancel was never answered');
+      assert.equal(answer !== 'timeout' && answer.state, 'canceled');
+      const result = await handle.result();
+      assert.equal(result.outcome, 'canceled');
+    });
+    assert.equal(successfulCharges(h, input.orderId), 0);
+    assert.deepEqual(
+      paymentIntentsFor(h, input.orderId).map((p) => p.status),
+      ['canceled'],
+    );
+    assert.equal(await provisionedCount(h, input.orderId), 0);
+    await recordHistory(h, wf, 'cancel-during-create');
+  });
+
+  it('takes one of a new card and a cancel sent together after a decline, refuses the other, and closes', async function () {
+    const { input, taskQueue } = newOrder(h, 'retry and cancel together', {
+      paymentMethodId: 'pm_card_chargeDeclined',
+      options: { ...FAST_OPTIONS, paymentRetryWindowMs: 120_000 },
+    });
+    await h.withWorker(taskQueue, async () => {
+      await startCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, inState('declined'));
+    });
+    // No worker now: both updates are admitted and reach the workflow in its next task together.
+    const handle = getCheckoutHandle(h.client, input.orderId);
+    const retry = handle
+      .executeUpdate(retryPaymentUpdate, {
+        args: [{ paymentMethodId: 'pm_card_visa', actor: 'customer:web', reason: 'new card' }],
+      })
+      .then(
+        (s) => `taken: ${s.state}`,
+        (e: unknown) => `refused: ${String((e as { cause?: unknown }).cause ?? e)}`,
+      );
+    await sleep(1_000);
+    const cancel = handle
+      .executeUpdate(cancelUpdate, { args: [{ actor: 'ops:ann', reason: 'fraud suspicion' }] })
+      .then(
+        (s) => `taken: ${s.state}`,
+        (e: unknown) => `refused: ${String((e as { cause?: unknown }).cause ?? e)}`,
+      );
+    await sleep(1_000);
+    await h.withWorker(taskQueue, async () => {
+      const answers = await within(Promise.all([retry, cancel]), 30_000);
+      assert.notEqual(answers, 'timeout', 'an update was never answered');
+      if (answers === 'timeout') return;
+      assert.match(answers[0], /^taken/);
+      assert.match(answers[1], /^refused: .*a retryPayment by customer:web is already pending/);
+      const result = await within(handle.result(), 30_000);
+      assert.notEqual(result, 'timeout', 'the workflow never closed');
+      assert.equal((result as CheckoutResult).outcome, 'completed');
+    });
+    assert.equal(successfulCharges(h, input.orderId), 1);
+  });
+
+  it('refuses a cancel while an abandon is being carried out, and ends canceled without NeedsAttentionSince', async function () {
+    const { input, taskQueue } = newOrder(h, 'abandon then cancel');
+    const wf = checkoutWorkflowId(input.orderId);
+    h.emulator.control.addFault({
+      fault: 'stored_500',
+      idempotencyKey: paymentIdempotencyKey(wf, 1, 'confirm'),
+    });
+    h.emulator.control.addFault({
+      fault: 'slow',
+      idempotencyKey: paymentIdempotencyKey(wf, 1, 'cancel'),
+      delayMs: 2_000,
+      times: 1,
+    });
+    await h.withWorker(taskQueue, async () => {
+      const { handle } = await startCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, inState('needs_attention'));
+      const abandon = resolveCheckout(h.client, input.orderId, {
+        actor: 'ops:ann',
+        reason: 'customer gave up',
+        outcome: 'abandon',
+      });
+      await waitForStatus(h, input.orderId, (s) =>
+        s.audit.some((a) => a.action === 'request:resolve:abandon'),
+      );
+      await assert.rejects(
+        handle.executeUpdate(cancelUpdate, { args: [{ actor: 'ops:bob', reason: 'also cancel' }] }),
+        (err: Error & { cause?: Error }) =>
+          /the checkout is being canceled/.test(`${err.message} ${err.cause?.message ?? ''}`),
+      );
+      await abandon;
+      const result = await within(handle.result(), 30_000);
+      assert.notEqual(result, 'timeout', 'the workflow never closed');
+      assert.equal((result as CheckoutResult).outcome, 'canceled');
+    });
+    const described = await h.client.workflow.getHandle(wf).describe();
+    assert.equal(described.typedSearchAttributes.get(NeedsAttentionSinceAttr), undefined);
+    assert.equal((await listCheckouts(h.client, { orderId: input.orderId, needsAttention: true })).length, 0);
+    assert.equal(successfulCharges(h, input.orderId), 0);
+  });
+
+  it('writes nothing when a reset run more than 24 h after the charge cannot search Stripe, and adopts the payment once it can', async function () {
+    const { input, taskQueue } = newOrder(h, 'reset past 24h search down');
+    await h.withWorker(taskQueue, async () => {
+      const { handle } = await startCheckout(h.client, input, { taskQueue });
+      assert.equal((await handle.result()).outcome, 'completed');
+      h.emulator.control.advanceClock(25 * 3_600); // Stripe has pruned the keys
+      h.emulator.control.addFault({ fault: 'stored_500', method: 'GET', path: '/v1/payment_intents/search' });
+      const runId = await resetToFirstTask(h, input.orderId);
+      const parked = await waitForStatus(h, input.orderId, inState('needs_attention'));
+      assert.equal(parked.needsAttention?.reason, 'payment_outcome_unknown');
+      assert.equal(parked.needsAttention?.retryAllowed, false);
+      assert.match(parked.needsAttention?.detail ?? '', /nothing is written until a search succeeds/);
+      await sleep(2_000); // four search intervals: still nothing written
+      assert.equal(paymentIntentsFor(h, input.orderId).length, 1);
+      h.emulator.control.clearFaults();
+      const result = (await h.client.workflow
+        .getHandle(checkoutWorkflowId(input.orderId), runId)
+        .result()) as CheckoutResult;
+      assert.equal(result.outcome, 'completed');
+      const status = await getCheckoutStatus(h.client, input.orderId);
+      assert.ok(
+        status.audit.some((a) => a.action === 'adopted_payment_intent'),
+        JSON.stringify(status.audit),
+      );
+    });
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(paymentIntentsFor(h, input.orderId).length, 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+    await recordHistory(h, checkoutWorkflowId(input.orderId), 'reset-search-failed');
+  });
+
+  it('provisions after a reset when the replayed key answers with the first card’s decline but a new card paid (search lagging)', async function () {
+    h.emulator.control.configure({ searchLagSeconds: 3_600 });
+    const { input, taskQueue } = newOrder(h, 'reset after new card', {
+      paymentMethodId: 'pm_card_chargeDeclined',
+      options: { ...FAST_OPTIONS, paymentRetryWindowMs: 60_000, provisioningTimeoutMs: 600_000 },
+    });
+    // The first run's provisioner is down, so it rests in `provisioning` after the charge: the
+    // stuck checkout the runbook resets.
+    const down: Provisioner = {
+      provision: () => Promise.reject(new Error('provisioning backend down')),
+      recordRefund: () => Promise.reject(new Error('provisioning backend down')),
+      get: () => Promise.resolve(undefined),
+      list: () => Promise.resolve([]),
+      close: () => Promise.resolve(),
+    };
+    const worker = await createCheckoutWorker({
+      connection: h.nativeConnection,
+      namespace: h.namespace,
+      taskQueue,
+      stripe: h.stripe,
+      provisioner: down,
+      workflowBundle: await checkoutWorkflowBundle(),
+    });
+    await worker.runUntil(async () => {
+      await startCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, inState('declined'));
+      await retryPayment(h.client, input.orderId, {
+        paymentMethodId: 'pm_card_visa',
+        actor: 'customer:web',
+        reason: 'new card',
+      });
+      await waitForStatus(h, input.orderId, inState('provisioning'));
+    });
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    const runId = await resetToFirstTask(h, input.orderId);
+    const result = (await h.withWorker(taskQueue, () =>
+      h.client.workflow.getHandle(checkoutWorkflowId(input.orderId), runId).result(),
+    )) as CheckoutResult;
+    assert.equal(result.outcome, 'completed', JSON.stringify(result));
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(paymentIntentsFor(h, input.orderId).length, 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
+  for (const how of ['webhook', 'periodic re-read'] as const) {
+    it(`provisions a bank debit that settles after the deadline parked it (${how})`, async function () {
+      h.emulator.control.configure({ asyncSettleSeconds: 100_000 });
+      try {
+        const { input, taskQueue } = newOrder(h, `debit settles late ${how}`, {
+          paymentMethodId: 'pm_usBankAccount_success',
+          options: {
+            ...FAST_OPTIONS,
+            paymentActionTimeoutMs: 1_500,
+            // With a webhook the re-read must not wait for the interval.
+            reconcileIntervalMs: how === 'webhook' ? 600_000 : 500,
+          },
+        });
+        await h.withWorker(taskQueue, async () => {
+          const { handle } = await startCheckout(h.client, input, { taskQueue });
+          const parked = await waitForStatus(h, input.orderId, inState('needs_attention'));
+          assert.equal(parked.needsAttention?.reason, 'unexpected_payment_state');
+          const paymentIntentId = parked.paymentIntentId ?? '';
+          await sleep(1_500); // still processing: the parked checkout stays parked
+          assert.equal((await getCheckoutStatus(h.client, input.orderId)).state, 'needs_attention');
+          h.emulator.control.settle(paymentIntentId, 'succeed');
+          if (how === 'webhook') {
+            await handle.signal(stripeEventSignal, {
+              eventId: `evt_late${Date.now()}`,
+              type: 'payment_intent.succeeded',
+              objectId: paymentIntentId,
+            });
+          }
+          const result = await within(handle.result(), 30_000);
+          assert.notEqual(result, 'timeout', 'the settled debit never moved the checkout');
+          assert.equal((result as CheckoutResult).outcome, 'completed');
+        });
+        assert.equal(successfulCharges(h, input.orderId), 1);
+        assert.equal(await provisionedCount(h, input.orderId), 1);
+        if (how === 'webhook')
+          await recordHistory(h, checkoutWorkflowId(input.orderId), 'debit-settled-after-deadline');
+      } finally {
+        h.emulator.control.configure({ asyncSettleSeconds: 3 });
+      }
+    });
+  }
+});
