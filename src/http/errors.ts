@@ -10,6 +10,7 @@ import {
   RefundNotAllowedError,
   RefundRequestConflictError,
 } from '../client';
+import { NoPaymentActionError, PaymentActionStripeError } from '../payment-action';
 
 export interface FieldProblem {
   readonly field: string;
@@ -105,6 +106,16 @@ export function httpErrorFor(err: unknown, orderId: string | undefined): HttpErr
   }
   if (err instanceof RefundNotAllowedError) {
     return { status: 409, body: { error: { code: 'not_allowed_in_current_state', message: err.message } } };
+  }
+  if (err instanceof NoPaymentActionError) {
+    return { status: 409, body: { error: { code: 'not_allowed_in_current_state', message: err.message } } };
+  }
+  if (err instanceof PaymentActionStripeError) {
+    // Only Stripe's error type and code: nothing of Stripe's response reaches the caller.
+    return {
+      status: err.retryable ? 503 : 502,
+      body: { error: { code: err.retryable ? 'stripe_unavailable' : 'stripe_error', message: err.message } },
+    };
   }
   if (err instanceof WorkflowUpdateFailedError) {
     // The workflow's update validator refused: the request is well formed but not allowed now.

@@ -17,6 +17,7 @@ import {
   RESOLVE_OUTCOMES,
   RETURN_URL_MAX_LENGTH,
 } from '../workflows/definitions';
+import type { PaymentAction } from '../payment-action';
 
 type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
 
@@ -88,6 +89,15 @@ export const EXAMPLE_RETRY_PROVISIONING_REQUEST = {
   actor: 'ops@example.com',
   reason: 'the provisioning backend is back',
 } as const;
+
+/** The answer of `GET /v1/checkouts/{orderId}/payment-action` (the secret is made up). */
+export const EXAMPLE_PAYMENT_ACTION = {
+  orderId: 'order-1001',
+  paymentIntentId: 'pi_3Demo123',
+  status: 'requires_action',
+  clientSecret: 'pi_3Demo123_secret_Example',
+  nextAction: { type: 'use_stripe_sdk' },
+} as const satisfies PaymentAction;
 
 const refundEntrySchema: Json = {
   type: 'object',
@@ -231,6 +241,39 @@ export function openApiDocument(): Json {
           responses: {
             '200': jsonResponse('Current status, with the audit trail.', ref('CheckoutStatus')),
             '404': errorResponse('No checkout for this order.'),
+          },
+        },
+      },
+      '/v1/checkouts/{orderId}/payment-action': {
+        get: {
+          summary: 'What the customer needs to finish 3-D Secure (the client secret and next action)',
+          description:
+            'While the card checkout waits in `awaiting_customer_action`, reads its PaymentIntent from Stripe ' +
+            "and answers its `client_secret` and `next_action`. Call it from the merchant's backend and pass the " +
+            "answer to that customer's browser only: it runs Stripe.js `handleNextAction({ clientSecret })` " +
+            '(`use_stripe_sdk`), or sends the customer to `nextAction.redirectToUrl` (`redirect_to_url`). The ' +
+            'checkout notices the outcome by itself (webhook or polling). The client secret is never stored, ' +
+            'logged or cached (`Cache-Control: no-store`); ask again rather than keeping it.',
+          parameters: [orderIdParam],
+          responses: {
+            '200': {
+              description: 'The PaymentIntent waits for the customer.',
+              headers: { 'Cache-Control': { schema: { type: 'string', const: 'no-store' } } },
+              content: {
+                'application/json': { schema: ref('PaymentAction'), example: EXAMPLE_PAYMENT_ACTION },
+              },
+            },
+            '400': errorResponse('The order id is malformed (`fields` names it).'),
+            '404': errorResponse('No checkout for this order.'),
+            '409': errorResponse(
+              'Nothing for the customer to do: a hosted checkout, a checkout in another state (named in the ' +
+                'message), or a PaymentIntent that has moved on from `requires_action` (also named).',
+            ),
+            '502': errorResponse('Stripe refused to read the PaymentIntent (`stripe_error`).'),
+            '503': errorResponse(
+              'Stripe could not be reached (`stripe_unavailable`; retry shortly), or this intake has no ' +
+                'Stripe client (`not_configured`).',
+            ),
           },
         },
       },
@@ -552,6 +595,37 @@ export function openApiDocument(): Json {
                 status: { type: 'string', enum: ['open', 'complete', 'expired'] },
                 paymentStatus: { type: 'string', enum: ['paid', 'unpaid', 'no_payment_required'] },
                 expiresAt: { type: 'string', format: 'date-time' },
+              },
+            },
+          },
+        },
+        PaymentAction: {
+          type: 'object',
+          required: ['orderId', 'paymentIntentId', 'status', 'clientSecret', 'nextAction'],
+          properties: {
+            orderId: { type: 'string' },
+            paymentIntentId: { type: 'string', description: 'pi_…' },
+            status: { const: 'requires_action' },
+            clientSecret: {
+              type: 'string',
+              description:
+                "The PaymentIntent's client secret, for Stripe.js in the customer's browser only: never store, " +
+                'log or put it in a URL.',
+            },
+            nextAction: {
+              type: 'object',
+              required: ['type'],
+              properties: {
+                type: {
+                  type: 'string',
+                  description:
+                    "Stripe's `next_action.type`: `use_stripe_sdk` for a card confirmed on the server.",
+                },
+                redirectToUrl: {
+                  type: 'string',
+                  format: 'uri',
+                  description: 'Where to send the customer when `type` is `redirect_to_url`.',
+                },
               },
             },
           },

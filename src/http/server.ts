@@ -13,6 +13,9 @@
  *   validator refused (e.g. cancelling a paid checkout), 404 for an unknown order.
  * - `refund` takes an `Idempotency-Key` header (required with `amount`): the same key again answers
  *   the first refund and refunds nothing new; with another amount, 409 `idempotency_conflict`.
+ * - `GET /v1/checkouts/{orderId}/payment-action` hands the customer's browser what it needs to
+ *   finish 3-D Secure (the PaymentIntent's client secret and next action), read from Stripe on
+ *   demand while the checkout waits for the customer; 409 when there is nothing to do.
  * - `POST /webhooks/stripe` reads the raw bytes (its own content-type parser, scoped to that route),
  *   verifies the signature against each configured secret, and only then signals the checkout. A bad
  *   or stale signature is a 400 and nothing is signaled. An event for no checkout, or for one that
@@ -22,6 +25,8 @@
 import { type AddressInfo } from 'node:net';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { DestinationStream } from 'pino';
+import type Stripe from 'stripe';
 import {
   cancelCheckout,
   getCheckoutHandle,
@@ -36,6 +41,7 @@ import {
   startHostedCheckout,
 } from '../client';
 import {
+  ORDER_ID_MAX_LENGTH,
   SEARCHABLE_STATES,
   WORKFLOW_ID_PREFIX,
   stripeEventSignal,
@@ -54,6 +60,7 @@ import {
   type Validation,
 } from '../workflows/definitions';
 import { createLogger, traceHttpIntake } from '../observability';
+import { getPaymentAction } from '../payment-action';
 import { httpErrorFor, invalidRequest, notFound, type HttpError } from './errors';
 import { openApiDocument } from './openapi';
 import { routeStripeEvent, verifyStripeWebhook } from './stripe-webhook';
@@ -62,6 +69,12 @@ export const STRIPE_WEBHOOK_PATH = '/webhooks/stripe';
 /** Stripe's own events are well under this; anything larger is not from Stripe. */
 const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 const JSON_BODY_LIMIT = 64 * 1024;
+/**
+ * Longest path parameter the router matches. Fastify's default (100) answered 414 to every route
+ * of a valid order id of 101 to 200 characters; this is above any valid id, so a longer one
+ * reaches the route and its validation names `orderId`.
+ */
+const PATH_PARAM_MAX_LENGTH = 4 * ORDER_ID_MAX_LENGTH;
 
 export interface HttpIntakeOptions {
   readonly client: Client;
@@ -75,6 +88,13 @@ export interface HttpIntakeOptions {
    * request lines. Default: no log.
    */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Where that log's lines go. Default: stdout. Tests pass a stream that collects them. */
+  readonly logDestination?: DestinationStream;
+  /**
+   * The Stripe client `GET /v1/checkouts/{orderId}/payment-action` reads the PaymentIntent with (the
+   * same account the worker charges). Without it that route answers 503 `not_configured`.
+   */
+  readonly stripe?: Stripe;
   /**
    * Webhook deliveries being handed to checkouts at once; beyond it a delivery is answered 503 at
    * once (with `Retry-After`) and Stripe delivers it again later. Default 256.
@@ -202,18 +222,30 @@ function validateBody<T>(
 
 export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
 
+/** How many times a header was sent, from Node's `rawHeaders` (name, value, name, value, ...). */
+function headerCount(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() === name) count += 1;
+  }
+  return count;
+}
+
 /**
  * The refund's request id from `Idempotency-Key`: printable ASCII, 1 to 255 characters, sent once.
  * Required when `amount` is given (a partial refund repeated without it would refund again);
  * optional for a refund of everything left, which a repeat cannot exceed (it is refused: nothing
- * left).
+ * left). Node joins a repeated header into one value ("a, b"), which would pass as one key, so
+ * repeats are counted in `rawHeaders`.
  */
 export function refundRequestIdFromHeaders(
   headers: Readonly<Record<string, unknown>>,
   body: RefundRequest | undefined,
+  rawHeaders: readonly string[] = [],
 ): Validation<RefundRequest> {
   const raw = headers[IDEMPOTENCY_KEY_HEADER.toLowerCase()];
   const field = IDEMPOTENCY_KEY_HEADER;
+  const sentTwice = Array.isArray(raw) || headerCount(rawHeaders, field.toLowerCase()) > 1;
   if (raw === undefined) {
     if (body?.amount !== undefined) {
       return {
@@ -226,7 +258,9 @@ export function refundRequestIdFromHeaders(
     }
     return body ? { ok: true, value: body } : { ok: false, problems: [] };
   }
-  const problem = Array.isArray(raw) ? `${field}: send it once` : refundRequestIdProblem(raw, field);
+  const problem = sentTwice
+    ? `${field}: sent more than once; send it once`
+    : refundRequestIdProblem(raw, field);
   if (problem !== undefined) return { ok: false, problems: [problem] };
   return body ? { ok: true, value: { ...body, requestId: raw as string } } : { ok: false, problems: [] };
 }
@@ -311,10 +345,16 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   const loggerInstance: FastifyBaseLogger | undefined =
     options.logLevel === undefined
       ? undefined
-      : createLogger({ level: options.logLevel, name: 'http', knownSecrets: options.webhookSecrets });
+      : createLogger({
+          level: options.logLevel,
+          name: 'http',
+          knownSecrets: options.webhookSecrets,
+          ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
+        });
   const app = Fastify({
     ...(loggerInstance === undefined ? { logger: false } : { loggerInstance }),
     bodyLimit: JSON_BODY_LIMIT,
+    routerOptions: { maxParamLength: PATH_PARAM_MAX_LENGTH },
   });
   // A server span per request, the parent of the workflow start (src/observability/tracing.ts).
   traceHttpIntake(app);
@@ -427,19 +467,58 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
     }
   });
 
+  // The 3-D Secure handoff (src/payment-action.ts): the PaymentIntent's client secret, read from
+  // Stripe now, for the customer's browser only. Never cached, never logged (Fastify's request lines
+  // carry the URL and the status, not the body).
+  app.get<{ Params: { orderId: string } }>(
+    '/v1/checkouts/:orderId/payment-action',
+    async (request, reply) => {
+      const { orderId } = request.params;
+      if (options.stripe === undefined) {
+        return reply.code(503).send({
+          error: {
+            code: 'not_configured',
+            message: 'This intake has no Stripe client to read payment actions with',
+          },
+        });
+      }
+      try {
+        const action = await getPaymentAction(client, options.stripe, orderId);
+        return reply.header('cache-control', 'no-store').send(action);
+      } catch (err) {
+        const known = httpErrorFor(err, orderId);
+        if (known) {
+          if (known.status >= 500) {
+            request.log.warn({ orderId, error: known.body.error }, 'could not read the payment action');
+          }
+          return sendError(reply, known);
+        }
+        throw err;
+      }
+    },
+  );
+
   const remediation = <T>(
     path: string,
     known: readonly string[],
     validate: (input: unknown) => Validation<T>,
     run: (orderId: string, request: T) => Promise<unknown>,
     /** Adds what the route reads from headers; its problems join the body's in one 400. */
-    fromHeaders?: (headers: Readonly<Record<string, unknown>>, body: T | undefined) => Validation<T>,
+    fromHeaders?: (
+      headers: Readonly<Record<string, unknown>>,
+      body: T | undefined,
+      rawHeaders: readonly string[],
+    ) => Validation<T>,
   ): void => {
     app.post<{ Params: { orderId: string } }>(`/v1/checkouts/:orderId/${path}`, async (request, reply) => {
       const { orderId } = request.params;
       let checked = validateBody(request.body, known, validate);
       if (fromHeaders) {
-        const withHeaders = fromHeaders(request.headers, checked.ok ? checked.value : undefined);
+        const withHeaders = fromHeaders(
+          request.headers,
+          checked.ok ? checked.value : undefined,
+          request.raw.rawHeaders,
+        );
         const problems = [
           ...(checked.ok ? [] : checked.problems),
           ...(withHeaders.ok ? [] : withHeaders.problems),

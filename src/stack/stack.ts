@@ -372,6 +372,7 @@ export async function startStack(config: AppConfig, opts: StackOptions = {}): Pr
           client,
           taskQueue: effective.temporal.taskQueue,
           webhookSecrets: effective.stripe.webhookSecrets,
+          stripe,
           logLevel:
             effective.logLevel === 'debug' || effective.logLevel === 'info' ? 'warn' : effective.logLevel,
         }),

@@ -4,6 +4,7 @@ import {
   EXAMPLE_CANCEL_REQUEST,
   EXAMPLE_CHECKOUT_REQUEST,
   EXAMPLE_HOSTED_CHECKOUT_REQUEST,
+  EXAMPLE_PAYMENT_ACTION,
   EXAMPLE_REFUND_REQUEST,
   EXAMPLE_RESOLVE_REQUEST,
   EXAMPLE_RETRY_PROVISIONING_REQUEST,
@@ -131,6 +132,21 @@ describe('OpenAPI description', () => {
       validateCheckoutInput({ ...EXAMPLE_CHECKOUT_REQUEST, orderId: 'x'.repeat(ORDER_ID_MAX_LENGTH + 1) }).ok,
       false,
     );
+  });
+
+  it('describes the payment action with the fields the route answers, none of them optional but the redirect', () => {
+    const s = schema('PaymentAction');
+    const keys = Object.keys(EXAMPLE_PAYMENT_ACTION).sort();
+    assert.deepEqual(Object.keys(s.properties ?? {}).sort(), keys);
+    assert.deepEqual([...(s.required ?? [])].sort(), keys);
+    assert.deepEqual(Object.keys(s.properties?.nextAction?.properties ?? {}).sort(), [
+      'redirectToUrl',
+      'type',
+    ]);
+    assert.deepEqual(s.properties?.nextAction?.required, ['type']);
+    const op = doc.paths['/v1/checkouts/{orderId}/payment-action']?.get as
+      { responses: Record<string, unknown> } | undefined;
+    assert.deepEqual(Object.keys(op?.responses ?? {}).sort(), ['200', '400', '404', '409', '502', '503']);
   });
 
   it('lists the remediation bodies with the fields their validators require', () => {
