@@ -28,8 +28,10 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
+  type WorkflowUpdateHandle,
 } from '@temporalio/client';
 import { tracingExports } from './observability/tracing';
 import { closeSafeInterceptors } from './temporal/connection-guard';
@@ -59,6 +61,7 @@ import {
   type CancelRequest,
   type CheckoutInput,
   type CheckoutResult,
+  type CheckoutSessionLink,
   type CheckoutState,
   type CheckoutStatus,
   type HostedCheckoutInput,
@@ -89,6 +92,12 @@ import {
 import type { checkoutRefunds } from './workflows/refunds';
 import type { checkout } from './workflows/checkout';
 import type { hostedCheckout } from './workflows/hosted-checkout';
+import {
+  HOSTED_TERMS_CONFLICT,
+  hostedTermsDifferences,
+  hostedTermsOf as hostedTermsFromInput,
+  type HostedCheckoutTerms,
+} from './workflows/hosted-terms';
 
 export type CheckoutHandle = WorkflowHandle<typeof checkout>;
 
@@ -224,21 +233,44 @@ function compareTerms(description: WorkflowExecutionDescription, ours: CheckoutT
   return (Object.keys(ours) as (keyof CheckoutTerms)[]).filter((k) => theirs[k] !== ours[k]);
 }
 
-/** Memo of a hosted checkout: the card checkout's terms plus the mode (never the return URLs). */
-interface HostedCheckoutTerms extends CheckoutTerms {
+/**
+ * Memo of a hosted checkout: the card checkout's terms (so a card start for the order compares
+ * alike), payment method types and options (src/workflows/hosted-terms.ts), and the mode. Never the
+ * return URLs.
+ */
+interface HostedCheckoutMemoTerms extends HostedCheckoutTerms {
   readonly mode: 'hosted';
 }
 
-function hostedTermsOf(input: HostedCheckoutInput): HostedCheckoutTerms {
-  return {
-    amount: input.amount,
-    currency: input.currency,
-    // A hosted checkout without a customer: Stripe Checkout collects the email itself.
-    customerId: input.customerId ?? '',
-    sku: input.provision.sku,
-    quantity: input.provision.quantity,
-    mode: 'hosted',
-  };
+function hostedTermsOf(input: HostedCheckoutInput): HostedCheckoutMemoTerms {
+  return { ...hostedTermsFromInput(input), mode: 'hosted' };
+}
+
+/** The fields in which an existing checkout's memo differs from a hosted start's terms. */
+function hostedMemoDifferences(
+  description: WorkflowExecutionDescription,
+  ours: HostedCheckoutTerms,
+): string[] {
+  const raw = description.memo?.terms;
+  const differences = hostedTermsDifferences(ours, raw);
+  if (typeof raw === 'object' && raw !== null && (raw as { mode?: unknown }).mode !== 'hosted') {
+    differences.push('mode');
+  }
+  return differences;
+}
+
+/**
+ * How long `startHostedCheckout` waits for the Checkout Session by default. Creating one takes well
+ * under a second; past this Stripe is slow or down, and the caller is told to poll instead.
+ */
+export const HOSTED_SESSION_WAIT_MS = 15_000;
+
+export interface StartHostedCheckoutOptions extends StartCheckoutOptions {
+  /**
+   * How long to wait for the Checkout Session before answering without it (`sessionPending`); the
+   * checkout keeps creating it. Default `HOSTED_SESSION_WAIT_MS`.
+   */
+  readonly sessionWaitMs?: number;
 }
 
 export interface StartedHostedCheckout {
@@ -249,6 +281,12 @@ export interface StartedHostedCheckout {
   /** The hosted payment page while the session is open; null once paid, expired or canceled. */
   readonly url: string | null;
   readonly state: CheckoutState;
+  /**
+   * True when the session did not exist within `sessionWaitMs` (Stripe slow or down): the checkout
+   * exists and is still creating it; its status shows the URL once there. `sessionId` is then
+   * undefined and `url` null.
+   */
+  readonly sessionPending: boolean;
 }
 
 async function describeIfExists(
@@ -269,22 +307,25 @@ async function describeIfExists(
  * policy `USE_EXISTING` (a duplicate start reaches the running checkout and gets the same URL) and
  * reuse policy `REJECT_DUPLICATE` (a closed checkout is never started again; its status is answered
  * instead). An order that already has a checkout with other terms, a card checkout included, is
- * refused with `CheckoutConflictError` before anything is sent to it.
+ * refused with `CheckoutConflictError`: compared with the memo when the checkout is there before the
+ * start, and by the workflow's update validator (the update carries this start's terms) when two
+ * first starts race, in one process or several, so the one whose terms differ is refused.
  *
- * `created` comes from looking before starting: two concurrent first starts may both say true, and
- * still share the one checkout and its one session (the workflow id is what dedupes).
+ * The session is awaited for at most `sessionWaitMs`; past it the answer says `sessionPending` and
+ * the checkout carries on. `created` comes from looking before starting: two concurrent first
+ * starts with the same terms may both say true, and still share the one checkout and its session.
  */
 export async function startHostedCheckout(
   client: Client,
   input: HostedCheckoutInput,
-  opts: StartCheckoutOptions = {},
+  opts: StartHostedCheckoutOptions = {},
 ): Promise<StartedHostedCheckout> {
   const checked = valid(validateHostedCheckoutInput(input));
   const workflowId = checkoutWorkflowId(checked.orderId);
   const terms = hostedTermsOf(checked);
   const before = await describeIfExists(client, workflowId);
   if (before) {
-    const differences = compareTerms(before, terms);
+    const differences = hostedMemoDifferences(before, terms);
     if (differences.length > 0) throw new CheckoutConflictError(checked.orderId, differences);
     if (before.status.name !== 'RUNNING') return closedHostedCheckout(client, workflowId);
   }
@@ -308,22 +349,74 @@ export async function startHostedCheckout(
         `PaymentIntent succeeded; at the deadline the session is expired so a late payment cannot land.`,
     },
   );
+  const created = before === undefined;
+  let update: WorkflowUpdateHandle<CheckoutSessionLink>;
   try {
-    const link = await client.workflow.executeUpdateWithStart(checkoutSessionUpdate, {
+    // Accepted means the workflow's validator compared the terms; the session may take longer.
+    update = await client.workflow.startUpdateWithStart(checkoutSessionUpdate, {
+      args: [terms],
       startWorkflowOperation,
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
     });
-    return {
-      workflowId,
-      created: before === undefined,
-      sessionId: link.sessionId,
-      url: link.url,
-      state: link.state,
-    };
   } catch (err) {
     // Closed between the look and the start: the id cannot start again; answer what it became.
     if (err instanceof WorkflowExecutionAlreadyStartedError) return closedHostedCheckout(client, workflowId);
-    throw err;
+    throw await hostedUpdateRefusal(client, checked.orderId, workflowId, err);
   }
+  const waited = new AbortController();
+  const timer = setTimeout(() => waited.abort(), opts.sessionWaitMs ?? HOSTED_SESSION_WAIT_MS);
+  try {
+    const link = await client.withAbortSignal(waited.signal, () => update.result());
+    return {
+      workflowId,
+      created,
+      sessionId: link.sessionId,
+      url: link.url,
+      state: link.state,
+      sessionPending: false,
+    };
+  } catch (err) {
+    if (waited.signal.aborted && !(err instanceof WorkflowUpdateFailedError)) {
+      // Stripe is slow or down: the checkout exists and keeps creating the session (its own budget).
+      return {
+        workflowId,
+        created,
+        sessionId: undefined,
+        url: null,
+        state: 'creating_payment',
+        sessionPending: true,
+      };
+    }
+    throw await hostedUpdateRefusal(client, checked.orderId, workflowId, err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The `checkoutSession` update refused: for other terms (the validator names them), or because the
+ * order's checkout is a card checkout (which has no such update). Anything else is returned as is.
+ */
+async function hostedUpdateRefusal(
+  client: Client,
+  orderId: string,
+  workflowId: string,
+  err: unknown,
+): Promise<unknown> {
+  if (!(err instanceof WorkflowUpdateFailedError)) return err;
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure && cause.type === HOSTED_TERMS_CONFLICT) {
+    const [differences] = cause.details ?? [];
+    return new CheckoutConflictError(
+      orderId,
+      Array.isArray(differences) ? differences.map(String) : ['terms'],
+    );
+  }
+  const existing = await describeIfExists(client, workflowId);
+  if (existing !== undefined && existing.type !== hostedCheckoutWorkflowType) {
+    return new CheckoutConflictError(orderId, ['mode']);
+  }
+  return err;
 }
 
 async function closedHostedCheckout(client: Client, workflowId: string): Promise<StartedHostedCheckout> {
@@ -335,6 +428,7 @@ async function closedHostedCheckout(client: Client, workflowId: string): Promise
     sessionId: status.checkoutSession?.id,
     url: null,
     state: status.state,
+    sessionPending: false,
   };
 }
 

@@ -631,9 +631,11 @@ async function execute(
         [
           `Hosted checkout ${started.workflowId} for order ${command.input.orderId} ` +
             `(${started.created ? 'started' : 'already existed'}, state ${started.state})`,
-          started.url === null
-            ? `No payment page: the Checkout Session ${started.sessionId ?? '-'} is no longer open.`
-            : `Pay here: ${started.url}`,
+          started.sessionPending
+            ? `The Checkout Session is still being created (Stripe is slow): \`status\` shows the payment page once it exists.`
+            : started.url === null
+              ? `No payment page: the Checkout Session ${started.sessionId ?? '-'} is no longer open.`
+              : `Pay here: ${started.url}`,
         ].join('\n'),
       );
       return;

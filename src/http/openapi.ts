@@ -16,6 +16,7 @@ import {
   QUANTITY_MAX,
   RESOLVE_OUTCOMES,
   RETURN_URL_MAX_LENGTH,
+  HOSTED_ORDER_ID_MAX_LENGTH,
 } from '../workflows/definitions';
 import type { PaymentAction } from '../payment-action';
 
@@ -196,6 +197,11 @@ export function openApiDocument(): Json {
             '200': jsonResponse('The checkout already existed; same body as the first answer.', {
               oneOf: [ref('Checkout'), ref('HostedCheckout')],
             }),
+            '202': jsonResponse(
+              'Hosted only: Stripe did not create the Checkout Session in time. The checkout exists and ' +
+                'keeps creating it (`checkoutSession.url` is null); poll `Location` after `Retry-After` seconds.',
+              ref('HostedCheckout'),
+            ),
             '400': errorResponse(
               'A field is missing or invalid; `fields` names each one. Nothing was started.',
             ),
@@ -415,7 +421,7 @@ export function openApiDocument(): Json {
             orderId: {
               type: 'string',
               minLength: 1,
-              maxLength: ORDER_ID_MAX_LENGTH,
+              maxLength: HOSTED_ORDER_ID_MAX_LENGTH,
               pattern: '^[A-Za-z0-9_-]+$',
               description: 'Your order id: the dedupe key, shared with card checkouts.',
             },

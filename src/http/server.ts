@@ -106,11 +106,19 @@ export interface HttpIntakeOptions {
    * id). Below Stripe's own wait for an answer. Default 8000 ms.
    */
   readonly webhookSignalTimeoutMs?: number;
+  /**
+   * How long a hosted `POST /v1/checkouts` waits for the Checkout Session; past it the answer is 202
+   * (the checkout exists and is still creating it; poll `Location`, `Retry-After` seconds apart).
+   * Default `HOSTED_SESSION_WAIT_MS` (15 s).
+   */
+  readonly hostedSessionWaitMs?: number;
 }
 
 /** Defaults of `HttpIntakeOptions.webhookMaxInFlight` / `webhookSignalTimeoutMs`. */
 export const WEBHOOK_MAX_IN_FLIGHT = 256;
 export const WEBHOOK_SIGNAL_TIMEOUT_MS = 8_000;
+/** Seconds a hosted start's 202 (session still being created) asks the caller to wait. */
+const HOSTED_RETRY_AFTER_S = 2;
 /** Seconds a shed or slow delivery's 503 asks the sender to wait. */
 const WEBHOOK_RETRY_AFTER_S = 5;
 
@@ -394,7 +402,12 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
   const startHosted = async (input: HostedCheckoutInput, reply: FastifyReply): Promise<FastifyReply> => {
     try {
       const started = await perOrder.run(input.orderId, () =>
-        startHostedCheckout(client, input, { taskQueue }),
+        startHostedCheckout(client, input, {
+          taskQueue,
+          ...(options.hostedSessionWaitMs === undefined
+            ? {}
+            : { sessionWaitMs: options.hostedSessionWaitMs }),
+        }),
       );
       const body: HostedCheckoutCreated = {
         orderId: input.orderId,
@@ -408,6 +421,14 @@ export function buildHttpIntake(options: HttpIntakeOptions): FastifyInstance {
         checkoutSession: { id: started.sessionId, url: started.url },
         links: { status: statusPath(input.orderId) },
       };
+      if (started.sessionPending) {
+        // Stripe is slow or down: the checkout exists and keeps creating the session.
+        return reply
+          .code(202)
+          .header('location', statusPath(input.orderId))
+          .header('retry-after', String(HOSTED_RETRY_AFTER_S))
+          .send(body);
+      }
       return reply
         .code(started.created ? 201 : 200)
         .header('location', statusPath(input.orderId))

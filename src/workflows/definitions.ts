@@ -1318,22 +1318,60 @@ function isHostedOptionName(k: string): k is keyof HostedCheckoutOptions {
 }
 
 /**
- * An absolute http(s) URL without credentials. Parsed by hand (no `URL` global is promised inside
- * the workflow sandbox): scheme, then a host of letters, digits, dots, hyphens or a bracketed IPv6
- * address, an optional port, then anything printable without spaces.
+ * An absolute http(s) URL without credentials, by shape: scheme, then a host of letters, digits,
+ * dots, hyphens or a bracketed IPv6 address, an optional port, then anything printable without
+ * spaces. At a start the shape is then parsed with the WHATWG `URL` class (`checkReturnUrl`).
  */
 const RETURN_URL_RE =
-  /^https?:\/\/(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?(?:[/?#][\x21-\x7e]*)?$/;
+  /^https?:\/\/(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::(\d{1,5}))?(?:[/?#][\x21-\x7e]*)?$/;
 
-function checkReturnUrl(problems: string[], field: string, v: unknown): string {
+/**
+ * The workflow id `checkout-<order id>` is the session's `client_reference_id`, which Stripe takes
+ * up to 200 characters: a hosted order id is at most 191.
+ */
+export const HOSTED_ORDER_ID_MAX_LENGTH = 200 - WORKFLOW_ID_PREFIX.length;
+
+/**
+ * Where a hosted input is validated. `start`: the client, the HTTP intake and the CLI, before
+ * anything starts. `workflow`: the running workflow's own check of its input, which leaves out the
+ * checks added after checkouts were already running (the WHATWG parse of the return URLs, the
+ * hosted order id length): refusing an input its run was started with would fail that run's replay.
+ */
+export type HostedValidationAt = 'start' | 'workflow';
+
+function checkReturnUrl(problems: string[], field: string, v: unknown, at: HostedValidationAt): string {
   if (typeof v !== 'string') {
     problems.push(`${field}: must be a string (an absolute http:// or https:// URL)`);
     return '';
   }
-  if (v.length === 0 || v.length > RETURN_URL_MAX_LENGTH || !RETURN_URL_RE.test(v)) {
+  const shape = v.length > 0 && v.length <= RETURN_URL_MAX_LENGTH ? RETURN_URL_RE.exec(v) : null;
+  if (!shape) {
     problems.push(
       `${field}: must be an absolute http:// or https:// URL without spaces or user info, at most ${RETURN_URL_MAX_LENGTH} characters`,
     );
+    return v;
+  }
+  if (at === 'workflow') return v;
+  // What Stripe refuses after the checkout started would leave it parked: refuse it here.
+  const port = shape[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535)) {
+    problems.push(`${field}: port ${port} is out of range (1 to 65535)`);
+    return v;
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(v);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    parsed === undefined ||
+    (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') ||
+    parsed.hostname === '' ||
+    parsed.username !== '' ||
+    parsed.password !== ''
+  ) {
+    problems.push(`${field}: not a valid URL (the host must be a domain name or an IP address)`);
   }
   return v;
 }
@@ -1357,7 +1395,10 @@ function checkProvision(problems: string[], v: unknown): ProvisionItem {
  * every bad field. Unknown fields are rejected, and so is `paymentMethodId`: on a hosted checkout
  * the customer chooses the method on Stripe's page.
  */
-export function validateHostedCheckoutInput(input: unknown): Validation<HostedCheckoutInput> {
+export function validateHostedCheckoutInput(
+  input: unknown,
+  at: HostedValidationAt = 'start',
+): Validation<HostedCheckoutInput> {
   if (!isRecord(input)) return { ok: false, problems: ['input: must be an object'] };
   const problems: string[] = [];
   const known = [
@@ -1384,7 +1425,7 @@ export function validateHostedCheckoutInput(input: unknown): Validation<HostedCh
     input.orderId,
     ORDER_ID_RE,
     'letters, digits, "_" or "-"',
-    ORDER_ID_MAX_LENGTH,
+    at === 'start' ? HOSTED_ORDER_ID_MAX_LENGTH : ORDER_ID_MAX_LENGTH,
   );
   const amount = checkInt(problems, 'amount', input.amount, 1, AMOUNT_MAX);
   const currency = checkString(
@@ -1407,8 +1448,8 @@ export function validateHostedCheckoutInput(input: unknown): Validation<HostedCh
           204,
         );
   const provision = checkProvision(problems, input.provision);
-  const successUrl = checkReturnUrl(problems, 'successUrl', input.successUrl);
-  const cancelUrl = checkReturnUrl(problems, 'cancelUrl', input.cancelUrl);
+  const successUrl = checkReturnUrl(problems, 'successUrl', input.successUrl, at);
+  const cancelUrl = checkReturnUrl(problems, 'cancelUrl', input.cancelUrl, at);
   let paymentMethodTypes: HostedPaymentMethodType[] | undefined;
   if (input.paymentMethodTypes !== undefined) {
     const raw = input.paymentMethodTypes;
@@ -1539,6 +1580,9 @@ export const CHECKOUT_WORKFLOW_TYPES: readonly string[] = [checkoutWorkflowType,
 /**
  * Answers the Checkout Session's id and URL as soon as the session exists (or at once, if it
  * already does). Sent with update-with-start, so the caller gets the URL from the same call that
- * started the checkout. Fails when the session could not be created (the checkout parked).
+ * started the checkout. Fails when the session could not be created (the checkout parked). The
+ * argument is the caller's terms (`HostedCheckoutTerms`, src/workflows/hosted-terms.ts): the
+ * validator refuses the update when they differ from the checkout's own; without it nothing is
+ * compared (a client from before terms were sent).
  */
-export const checkoutSessionUpdate = defineUpdate<CheckoutSessionLink, []>('checkoutSession');
+export const checkoutSessionUpdate = defineUpdate<CheckoutSessionLink, [terms?: object]>('checkoutSession');

@@ -20,8 +20,9 @@
  *   only moves forward; nothing in an event body is believed.
  * - without events it polls, from `paymentPollIntervalMs` doubling to one minute.
  * - complete and paid, with the PaymentIntent read back `succeeded`: provision.
- * - complete but unpaid (a bank debit): wait for the PaymentIntent to settle, up to
- *   `asyncPaymentTimeoutMs`; it succeeds (provision) or fails (ends `declined`).
+ * - complete but unpaid (a bank debit), or complete with a PaymentIntent not settled yet
+ *   (`requires_action`, unreadable): wait for it to settle, with a timer between reads, up to
+ *   `asyncPaymentTimeoutMs`; it succeeds (provision) or fails (ends `declined`), else the checkout parks.
  * - the deadline (`sessionTimeoutMs`) passes, or an operator cancels: expire the session (key
  *   `<workflow id>/session/g1/expire`; Stripe also cancels its unfinished PaymentIntent, so a late
  *   3-D Secure cannot charge), read it back once more, and provision if it was paid after all;
@@ -30,7 +31,9 @@
  * How it fails: same key with other parameters, a rejected create, or an unknown create outcome park
  * the checkout in `needs_attention` (no session, nothing to pay, the URL update fails with the
  * reason); an operator rechecks (the create is re-posted under the same key inside the key's budget)
- * or abandons. Provisioning runs only after a `succeeded` PaymentIntent was read; it is idempotent
+ * or abandons. While parked, a webhook naming the checkout (and, while money may still move, every
+ * `reconcileIntervalMs`) re-reads Stripe: a payment that succeeded meanwhile is provisioned.
+ * Provisioning runs only after a `succeeded` PaymentIntent was read; it is idempotent
  * per workflow id and retried a bounded number of times, then the checkout parks as
  * `provisioning_failed` (paid, not provisioned) until an operator rechecks.
  */
@@ -38,6 +41,7 @@ import {
   ApplicationFailure,
   condition,
   log,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -95,6 +99,7 @@ import {
   whenHandlersFinished,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
+import { HOSTED_TERMS_CONFLICT, hostedTermsDifferences, hostedTermsOf } from './hosted-terms';
 
 const DEFAULTS = {
   sessionTimeoutMs: 1 * HOUR,
@@ -115,12 +120,25 @@ const DEFAULTS = {
 const EXPIRES_AT_MIN_MS = 1 * HOUR;
 const EXPIRES_AT_MAX_MS = 23 * HOUR;
 
+/**
+ * Patches (docs/changing-workflows.md). `UNSETTLED_WAITS`: a complete session whose PaymentIntent
+ * is not settled (requires_action, say a bank debit awaiting microdeposits, or unreadable) waits
+ * like a settling bank debit, bounded by `asyncPaymentTimeoutMs`, instead of being read again at
+ * once (which, past the deadline, looped without a timer). `PARKED_REREADS`: a parked checkout
+ * re-reads Stripe when a webhook names it, and on its own every `reconcileIntervalMs` while money
+ * may still move, so a payment that lands while parked is provisioned.
+ */
+const UNSETTLED_WAITS = 'hosted-unsettled-waits';
+const PARKED_REREADS = 'hosted-parked-rereads';
+/** PaymentIntent statuses from which money may still move without anyone acting. */
+const MAY_STILL_SETTLE: readonly string[] = ['processing', 'requires_action'];
+
 type Outcome = 'paid' | 'declined' | 'expired' | 'canceled' | 'needs_attention';
 /** What a read of the session says, before the flow decides. */
 type Reading = Outcome | 'open' | 'async' | 'pending';
 
 export async function hostedCheckout(rawInput: HostedCheckoutInput): Promise<CheckoutResult> {
-  const validation = validateHostedCheckoutInput(rawInput);
+  const validation = validateHostedCheckoutInput(rawInput, 'workflow');
   if (!validation.ok) {
     throw ApplicationFailure.create({
       message: `Invalid checkout input: ${validation.problems.join('; ')}`,
@@ -406,7 +424,10 @@ class HostedCheckout {
   private afterReading(reading: Reading): Outcome | undefined {
     switch (reading) {
       case 'open':
+        return undefined;
       case 'pending':
+        // Complete but not settled: a bounded wait with a timer, never a read straight after a read.
+        if (patched(UNSETTLED_WAITS)) this.enterAsync();
         return undefined;
       case 'async':
         this.enterAsync();
@@ -422,7 +443,10 @@ class HostedCheckout {
   private enterAsync(): void {
     if (this.state === 'awaiting_async_payment') return;
     this.asyncDeadline = Date.now() + this.opts.asyncPaymentTimeoutMs;
-    this.setState('awaiting_async_payment', `${this.paymentIntent?.id ?? ''} is processing`);
+    this.setState(
+      'awaiting_async_payment',
+      `${this.paymentIntent?.id ?? 'the PaymentIntent'} is ${this.paymentIntent?.status ?? 'unread'}`,
+    );
     this.refusePendingCancel('the customer paid with a method that is still settling');
   }
 
@@ -456,7 +480,7 @@ class HostedCheckout {
         if (settling) {
           return this.park(
             'unexpected_payment_state',
-            `${this.paymentIntent?.id ?? 'the PaymentIntent'} still processing after ${this.opts.asyncPaymentTimeoutMs} ms`,
+            `${this.paymentIntent?.id ?? 'the PaymentIntent'} still ${this.paymentIntent?.status ?? 'unread'} after ${this.opts.asyncPaymentTimeoutMs} ms`,
             false,
           );
         }
@@ -531,13 +555,21 @@ class HostedCheckout {
     }
   }
 
-  /** Needs attention: wait for an operator; a recheck reads Stripe (or re-posts the keyed create). */
+  /**
+   * Needs attention: wait for an operator; a recheck reads Stripe (or re-posts the keyed create).
+   * Meanwhile a webhook naming this checkout, or (while money may still move) every
+   * `reconcileIntervalMs`, re-reads the session: a payment that succeeded is provisioned.
+   */
   private async awaitOperator(): Promise<Outcome | undefined> {
+    const rereads = patched(PARKED_REREADS);
     for (;;) {
-      const decided = await condition(
-        () => this.pendingCancel !== undefined || this.pendingResolve !== undefined,
+      await condition(
+        () =>
+          this.pendingCancel !== undefined || this.pendingResolve !== undefined || (rereads && this.woken),
         this.opts.reconcileIntervalMs,
       );
+      const woken = this.woken;
+      this.woken = false;
       const resolve = this.pendingResolve;
       if (resolve) this.pendingResolve = undefined;
       if (this.pendingCancel || resolve?.outcome === 'abandon') {
@@ -554,10 +586,42 @@ class HostedCheckout {
         if (next !== undefined) return next;
         return undefined;
       }
-      if (!decided && this.needsAttention?.reason !== 'payment_outcome_unknown') continue;
+      if (!resolve && this.needsAttention?.reason !== 'payment_outcome_unknown') {
+        if (rereads && (woken || this.moneyMayMove())) {
+          const paid = await this.rereadWhileParked();
+          if (paid !== undefined) return paid;
+        }
+        continue;
+      }
       const next = await this.recheck();
       if (next !== 'still_parked') return next;
     }
+  }
+
+  /** Parked for a reason under which the customer's payment may still land or settle. */
+  private moneyMayMove(): boolean {
+    if (this.needsAttention?.reason !== 'unexpected_payment_state') return false;
+    const pi = this.paymentIntent;
+    return this.session?.status === 'open' || (pi !== undefined && MAY_STILL_SETTLE.includes(pi.status));
+  }
+
+  /**
+   * A parked checkout's own read of Stripe: only a succeeded PaymentIntent ends the park (paid,
+   * provision); anything else leaves it to the operator, without changing the state.
+   */
+  private async rereadWhileParked(): Promise<Outcome | undefined> {
+    const session = this.session;
+    if (!session) return undefined;
+    const read = await this.readSession(session.id);
+    if (!read) return undefined;
+    this.adoptSession(read);
+    if (read.status === 'open' || read.paymentIntentId === undefined) return undefined;
+    const pi = await this.read(read.paymentIntentId);
+    if (pi?.status !== 'succeeded') return undefined;
+    const reason = this.needsAttention?.reason ?? 'needs_attention';
+    this.clearAttention();
+    this.record('workflow', 'parked_reread_paid', `${pi.id} succeeded while parked (${reason})`);
+    return this.markPaid(pi, `read while parked (${reason})`);
   }
 
   private async recheck(): Promise<Outcome | undefined | 'still_parked'> {
@@ -813,15 +877,33 @@ class HostedCheckout {
     setHandler(statusQuery, () => this.status());
     setHandler(stripeEventSignal, (notice) => this.onStripeEvent(notice));
 
-    setHandler(checkoutSessionUpdate, async () => {
-      await condition(
-        () =>
-          this.session !== undefined ||
-          this.state === 'needs_attention' ||
-          TERMINAL_STATES.includes(this.state),
-      );
-      return this.sessionLink();
-    });
+    setHandler(
+      checkoutSessionUpdate,
+      async () => {
+        await condition(
+          () =>
+            this.session !== undefined ||
+            this.state === 'needs_attention' ||
+            TERMINAL_STATES.includes(this.state),
+        );
+        return this.sessionLink();
+      },
+      {
+        // Every start sends its terms: a start racing another with other terms is refused here, in
+        // the one run both reached, whichever intake process it came from.
+        validator: (terms?: object) => {
+          if (terms === undefined) return;
+          const differences = hostedTermsDifferences(hostedTermsOf(this.input), terms);
+          if (differences.length === 0) return;
+          throw ApplicationFailure.create({
+            message: `Order ${this.input.orderId} already has a checkout with other terms (${differences.join(', ')})`,
+            type: HOSTED_TERMS_CONFLICT,
+            nonRetryable: true,
+            details: [differences],
+          });
+        },
+      },
+    );
 
     setHandler(
       cancelUpdate,

@@ -120,6 +120,101 @@ describe('HTTP intake: hosted checkouts', function () {
     });
   });
 
+  it('refuses the loser of two intake processes racing on one new order with other terms, naming the fields', async function () {
+    const other = buildHttpIntake({ client: f.client, taskQueue: f.taskQueue, webhookSecrets: [] });
+    await other.ready();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const body = hostedBody(`${this.test?.title ?? 'hosted race'} ${round}`);
+        const [a, b] = await Promise.all([
+          post({ ...body, amount: 1000 }),
+          other.inject({
+            method: 'POST',
+            url: '/v1/checkouts',
+            payload: { ...body, amount: 9000, currency: 'usd' },
+          }),
+        ]);
+        const codes = [a.statusCode, b.statusCode].sort();
+        assert.deepEqual(codes, [201, 409], `${a.body} / ${b.body}`);
+        const [won, lost] = a.statusCode === 201 ? [a, b] : [b, a];
+        const fields = lost
+          .json<ErrorJson>()
+          .error.fields?.map((x) => x.field)
+          .sort();
+        assert.deepEqual(fields, ['amount', 'currency'], lost.body);
+        // The winner's checkout charges the winner's terms.
+        const status = await app.inject({ method: 'GET', url: `/v1/checkouts/${String(body.orderId)}` });
+        const s = status.json<CheckoutStatus>();
+        const wonTerms = won.json<{ amount: number; currency: string }>();
+        assert.equal(s.amount, wonTerms.amount);
+        assert.equal(s.currency, wonTerms.currency);
+        await app.inject({
+          method: 'POST',
+          url: `/v1/checkouts/${String(body.orderId)}/cancel`,
+          payload: { actor: 'test', reason: 'cleanup' },
+        });
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('answers 202 with the status location when Stripe does not create the session in time, and the session URL once it does', async function () {
+    const slow = buildHttpIntake({
+      client: f.client,
+      taskQueue: f.taskQueue,
+      webhookSecrets: [],
+      hostedSessionWaitMs: 1_500,
+    });
+    await slow.ready();
+    const rule = f.emulator.control.addFault({
+      fault: 'transient_500',
+      method: 'POST',
+      path: '/v1/checkout/sessions',
+    });
+    try {
+      const body = hostedBody(this.test?.title ?? 'hosted 202');
+      const started = Date.now();
+      const first = await Promise.race([
+        slow.inject({ method: 'POST', url: '/v1/checkouts', payload: body }),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('no answer within 15 s while Stripe is down')), 15_000),
+        ),
+      ]);
+      assert.ok(Date.now() - started < 10_000);
+      assert.equal(first.statusCode, 202, first.body);
+      const json = first.json<HostedJson>();
+      assert.equal(first.headers.location, json.links.status);
+      assert.ok(Number(first.headers['retry-after']) > 0);
+      assert.equal(json.checkoutSession.url, null);
+      assert.equal(await checkoutExists(f, String(body.orderId)), true);
+
+      f.emulator.control.clearFaults(rule.id);
+      const status = await waitForSession(String(body.orderId));
+      const again = await slow.inject({ method: 'POST', url: '/v1/checkouts', payload: body });
+      assert.equal(again.statusCode, 200, again.body);
+      assert.equal(again.json<HostedJson>().checkoutSession.url, status.checkoutSession?.url);
+      await app.inject({
+        method: 'POST',
+        url: `${json.links.status}/cancel`,
+        payload: { actor: 'test', reason: 'cleanup' },
+      });
+    } finally {
+      f.emulator.control.clearFaults(rule.id);
+      await slow.close();
+    }
+  });
+
+  async function waitForSession(orderId: string): Promise<CheckoutStatus> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const s = (await app.inject({ method: 'GET', url: `/v1/checkouts/${orderId}` })).json<CheckoutStatus>();
+      if (s.checkoutSession?.url) return s;
+      assert.ok(Date.now() < deadline, `no session for ${orderId}: ${JSON.stringify(s.state)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
   const badValues: [string, (b: Record<string, unknown>) => Record<string, unknown>][] = [
     ['mode', (b) => ({ ...b, mode: 'popup' })],
     ['orderId', (b) => ({ ...b, orderId: 'has spaces' })],
@@ -131,6 +226,10 @@ describe('HTTP intake: hosted checkouts', function () {
     ['successUrl', (b) => ({ ...b, successUrl: 'ftp://shop.example.com/thanks' })],
     ['successUrl', (b) => ({ ...b, successUrl: 'https://user:pw@shop.example.com/' })],
     ['cancelUrl', (b) => ({ ...b, cancelUrl: '/cart' })],
+    // Stripe refuses these after the start, which left a parked checkout and an unusable order id.
+    ['successUrl', (b) => ({ ...b, successUrl: 'https://shop.example.com:99999/thanks' })],
+    ['cancelUrl', (b) => ({ ...b, cancelUrl: 'https://256.1.1.1/cart' })],
+    ['orderId', (b) => ({ ...b, orderId: `${String(b.orderId)}_`.padEnd(192, 'x') })],
     ['cancelUrl', (b) => ({ ...b, cancelUrl: undefined })],
     ['paymentMethodTypes', (b) => ({ ...b, paymentMethodTypes: ['paypal'] })],
     ['paymentMethodId', (b) => ({ ...b, paymentMethodId: 'pm_card_visa' })],

@@ -522,6 +522,129 @@ describe('hosted checkout workflow', function () {
     assert.equal(await provisionedCount(h, input.orderId), 1);
   });
 
+  /** The deadline's expire meets a stored 500: the checkout parks with the session still open. */
+  function parkWithOpenSession(orderId: string): void {
+    h.emulator.control.addFault({
+      fault: 'stored_500',
+      method: 'POST',
+      idempotencyKey: checkoutSessionIdempotencyKey(checkoutWorkflowId(orderId), 'expire'),
+    });
+  }
+  const parkedOpen = (s: CheckoutStatus): boolean =>
+    s.state === 'needs_attention' &&
+    s.needsAttention?.reason === 'unexpected_payment_state' &&
+    s.checkoutSession?.status === 'open';
+
+  it('provisions a payment that lands on a parked checkout as soon as its webhook arrives', async function () {
+    const { input, taskQueue } = newHostedOrder(h, this.test?.title ?? 'hosted parked webhook', {
+      // An hour between the parked checkout's own re-reads: only the webhook can finish this in time.
+      options: { ...FAST_HOSTED, sessionTimeoutMs: 2_000, reconcileIntervalMs: 60 * 60 * 1000 },
+    });
+    parkWithOpenSession(input.orderId);
+    await withWebhooks(taskQueue, {}, () =>
+      h.withWorker(taskQueue, async () => {
+        const started = await startHostedCheckout(h.client, input, { taskQueue });
+        await waitForStatus(h, input.orderId, parkedOpen);
+        assert.equal(await payOnPage(h, started.sessionId ?? '', 'pm_card_visa'), 303);
+        const done = await waitForStatus(h, input.orderId, inState('completed'), 30_000);
+        assert.ok(done.stripeEvents.received > 0);
+        assert.ok(done.audit.some((a) => a.action === 'parked_reread_paid'));
+      }),
+    );
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
+  it('re-reads a parked checkout whose session is still open every reconcileIntervalMs and provisions a payment that landed', async function () {
+    const { input, taskQueue } = newHostedOrder(h, this.test?.title ?? 'hosted parked reread', {
+      options: { ...FAST_HOSTED, sessionTimeoutMs: 2_000, reconcileIntervalMs: 500 },
+    });
+    parkWithOpenSession(input.orderId);
+    await h.withWorker(taskQueue, async () => {
+      const started = await startHostedCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, parkedOpen);
+      // Parked and re-reading: still parked, the state unchanged, while nothing was paid.
+      await new Promise((r) => setTimeout(r, 1_500));
+      const still = await getCheckoutStatus(h.client, input.orderId);
+      assert.equal(still.state, 'needs_attention');
+      assert.equal(still.audit.filter((a) => a.action === 'state:needs_attention').length, 1);
+      assert.equal(await payOnPage(h, started.sessionId ?? '', 'pm_card_visa'), 303);
+      await waitForStatus(h, input.orderId, inState('completed'), 30_000);
+    });
+    assert.equal(successfulCharges(h, input.orderId), 1);
+    assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
+  it('refuses a duplicate start with other payment method types or options, naming the field; the order of the types does not matter', async function () {
+    const { input, taskQueue } = newHostedOrder(h, this.test?.title ?? 'hosted dup extras', {
+      paymentMethodTypes: ['card', 'us_bank_account'],
+    });
+    await h.withWorker(taskQueue, async () => {
+      const first = await startHostedCheckout(h.client, input, { taskQueue });
+      const reordered = await startHostedCheckout(
+        h.client,
+        { ...input, paymentMethodTypes: ['us_bank_account', 'card'] },
+        { taskQueue },
+      );
+      assert.equal(reordered.url, first.url);
+      await assert.rejects(
+        startHostedCheckout(h.client, { ...input, paymentMethodTypes: ['card'] }, { taskQueue }),
+        (err: unknown) =>
+          err instanceof CheckoutConflictError && err.differences.join() === 'paymentMethodTypes',
+      );
+      await assert.rejects(
+        startHostedCheckout(
+          h.client,
+          { ...input, options: { ...FAST_HOSTED, sessionTimeoutMs: 120_000 } },
+          { taskQueue },
+        ),
+        (err: unknown) =>
+          err instanceof CheckoutConflictError && err.differences.join() === 'options.sessionTimeoutMs',
+      );
+      // The return URLs are not terms.
+      const moved = await startHostedCheckout(
+        h.client,
+        { ...input, successUrl: 'http://shop.test/thanks', cancelUrl: 'http://shop.test/basket' },
+        { taskQueue },
+      );
+      assert.equal(moved.url, first.url);
+      await cancelCheckout(h.client, input.orderId, { actor: 'test', reason: 'done' });
+      await waitForCheckoutResult(h.client, input.orderId);
+      // Closed: compared with the start's memo.
+      await assert.rejects(
+        startHostedCheckout(h.client, { ...input, paymentMethodTypes: ['card'] }, { taskQueue }),
+        (err: unknown) =>
+          err instanceof CheckoutConflictError && err.differences.join() === 'paymentMethodTypes',
+      );
+    });
+  });
+
+  it('refuses at the start what Stripe would refuse later: an order id too long for client_reference_id, a return URL with a bad port or host', () => {
+    const { input } = newHostedOrder(h, 'hosted limits');
+    const problems = (overrides: Record<string, unknown>): string[] => {
+      const v = validateHostedCheckoutInput({ ...input, ...overrides });
+      return v.ok ? [] : [...v.problems];
+    };
+    // `checkout-` + the order id is the client_reference_id, which Stripe takes up to 200 characters.
+    assert.deepEqual(problems({ orderId: 'o'.repeat(191) }), []);
+    assert.match(problems({ orderId: 'o'.repeat(192) }).join(), /^orderId: .*at most 191 characters/);
+    assert.match(
+      problems({ successUrl: 'https://shop.example.com:99999/thanks' }).join(),
+      /^successUrl: port 99999 is out of range/,
+    );
+    assert.match(problems({ cancelUrl: 'https://shop.example.com:0/cart' }).join(), /^cancelUrl: port 0/);
+    assert.match(problems({ successUrl: 'https://1.2.3.999/thanks' }).join(), /^successUrl: not a valid URL/);
+    assert.match(problems({ cancelUrl: 'http://[1.2.3.4]/cart' }).join(), /^cancelUrl: not a valid URL/);
+    assert.deepEqual(problems({ successUrl: 'https://shop.example.com:8443/t?s={CHECKOUT_SESSION_ID}' }), []);
+    assert.deepEqual(problems({ successUrl: 'http://[::1]:3000/thanks' }), []);
+    // A running checkout's own check keeps accepting what its start was accepted with (replay).
+    const running = validateHostedCheckoutInput(
+      { ...input, orderId: 'o'.repeat(200), successUrl: 'https://shop.example.com:99999/thanks' },
+      'workflow',
+    );
+    assert.equal(running.ok, true);
+  });
+
   it('keys the session create on the workflow id: the same order never gets a second session', () => {
     assert.equal(
       checkoutSessionIdempotencyKey('checkout-order-1', 'create'),
