@@ -22,6 +22,13 @@
  *   refund (`replayed`); with another amount it is refused (`RefundRequestConflict`).
  * - A full refund while provisioning is still running waits for that attempt to end, then records
  *   the refund again, so an entitlement granted in the meantime is revoked too.
+ * - Requests that cannot both be taken are refused by the validators, naming why: a retry while a
+ *   refund is in progress or waiting for its turn, a refund of everything left while a retry is
+ *   pending, `keep_payment` once the automatic refund is being made (its Stripe request may land
+ *   whatever the answer says), while another refund or a retry is pending, or once the flow is
+ *   ending. Should one still be left when the flow ends, it is refused there, in the audit trail
+ *   (`retry_provisioning_refused`), and its update answers with the checkout's end status: a
+ *   handler left waiting would keep the workflow from ever closing.
  */
 import {
   ApplicationFailure,
@@ -101,6 +108,12 @@ export class PaidOrderFlow {
   private ledger: RefundLedger | undefined;
   private phase: Phase = 'unpaid';
   private pendingRetry: RetryProvisioningRequest | undefined;
+  /** `refund` updates accepted and not yet answered (some may still wait for their turn). */
+  private pendingRefunds = 0;
+  /** The automatic refund at the end of the grace is being made (its Stripe request may be out). */
+  private automaticInFlight = false;
+  /** The flow is ending refunded: no decision can be taken any more. */
+  private ending = false;
   private automatic: AutomaticRefund | undefined;
   private entitlement: Entitlement | undefined;
 
@@ -184,6 +197,7 @@ export class PaidOrderFlow {
       if (ledger.full) return this.endRefunded(ledger);
       if (failure === undefined && this.entitlement) {
         this.phase = 'provisioned';
+        this.refusePending('provisioning succeeded');
         return { outcome: 'provisioned', entitlement: this.entitlement };
       }
       const why = isTimeout(failure)
@@ -238,6 +252,8 @@ export class PaidOrderFlow {
   /** The grace is over with no decision: refund what is left. */
   private async refundAtDeadline(ledger: RefundLedger): Promise<void> {
     const reason = 'provisioning failed for good and the grace period ended with no operator decision';
+    // From here `keep_payment` is refused: the refund may reach Stripe before the answer would.
+    this.automaticInFlight = true;
     try {
       const entry = await ledger.refund('workflow', reason, ledger.remaining);
       this.automatic = { status: 'done', at: entry.at, refundId: entry.refundId };
@@ -250,16 +266,37 @@ export class PaidOrderFlow {
         at: new Date().toISOString(),
       };
       this.host.record('workflow', 'automatic_refund_failed', errorMessage(err));
+    } finally {
+      this.automaticInFlight = false;
     }
   }
 
   private async endRefunded(ledger: RefundLedger): Promise<ProvisioningOutcome> {
+    // Validators refuse decisions from here (the phase stays `failed` meanwhile, for the host's).
+    this.ending = true;
     // Provisioning may have granted after the full refund was recorded: record it again.
     await ledger.revokeAgain();
     this.entitlement = ledger.entitlement ?? this.entitlement;
     this.phase = 'refunded';
     this.host.clearAttention();
+    const order = this.order;
+    this.refusePending(
+      `the payment was refunded in full (${ledger.refunded} ${order?.currency ?? ''}) before the retry was taken`,
+    );
     return { outcome: 'refunded', entitlement: this.entitlement };
+  }
+
+  /**
+   * Every exit answers the requests it did not take: a `retryProvisioning` accepted together with
+   * the refund that ended the flow is refused here, in the audit trail with why, and its update
+   * returns the checkout's status (its end state) instead of waiting forever, which would also keep
+   * the workflow from closing (it waits for every handler). No commands: only state changes.
+   */
+  private refusePending(why: string): void {
+    const retry = this.pendingRetry;
+    if (retry === undefined) return;
+    this.pendingRetry = undefined;
+    this.host.record(retry.actor, 'retry_provisioning_refused', why);
   }
 
   /**
@@ -306,10 +343,26 @@ export class PaidOrderFlow {
           `(paid ${order.amount}, refunded ${ledger.refunded})`,
       );
     }
+    const retry = this.pendingRetry;
+    if (retry && (v.value.amount === undefined || v.value.amount >= ledger.remaining)) {
+      throw new Error(
+        `a retryProvisioning by ${retry.actor} is pending: a refund of everything left would end the checkout ` +
+          'before it is taken; try again once the retry has started, or refund part of the payment',
+      );
+    }
   }
 
   /** Update handler: refunds now (everything left when no amount is given). */
   async refund(request: RefundUpdateRequest): Promise<RefundResult> {
+    this.pendingRefunds += 1;
+    try {
+      return await this.refundNow(request);
+    } finally {
+      this.pendingRefunds -= 1;
+    }
+  }
+
+  private async refundNow(request: RefundUpdateRequest): Promise<RefundResult> {
     const order = this.order;
     const ledger = this.ledger;
     if (!order || !ledger) {
@@ -377,8 +430,12 @@ export class PaidOrderFlow {
         `retryProvisioning is only allowed after provisioning failed for good (state ${this.host.state()})`,
       );
     }
+    if (this.ending) throw new Error('retryProvisioning is too late: the payment was refunded in full');
     if (this.pendingRetry) throw new Error('a retryProvisioning is already pending');
-    if (this.ledger?.inFlight) throw new Error('a refund is in progress; try again once it finished');
+    // A refund still waiting for its turn counts too: if it refunds everything, no retry is taken.
+    if (this.ledger?.inFlight || this.pendingRefunds > 0) {
+      throw new Error('a refund is in progress; try again once it finished');
+    }
   }
 
   /** Update handler: resolves once the main flow has taken the retry. */
@@ -388,12 +445,28 @@ export class PaidOrderFlow {
     await condition(() => this.pendingRetry !== request);
   }
 
-  /** `resolve` with `keep_payment`: only while an automatic refund is scheduled. */
+  /**
+   * `resolve` with `keep_payment`: only while an automatic refund is scheduled and not yet being
+   * made, and no other request would change what it answers.
+   */
   validateKeepPayment(): void {
     if (this.phase !== 'failed' || this.automatic?.status !== 'scheduled') {
       throw new Error(
         `keep_payment only applies while an automatic refund is scheduled after provisioning failed (state ${this.host.state()})`,
       );
+    }
+    if (this.ending) throw new Error('keep_payment is too late: the payment was refunded in full');
+    if (this.automaticInFlight) {
+      throw new Error(
+        'keep_payment is too late: the automatic refund is already being made (its request to Stripe is in flight); ' +
+          'if Stripe refuses it, the automatic refund stops and the checkout waits for a decision',
+      );
+    }
+    if (this.ledger?.inFlight || this.pendingRefunds > 0) {
+      throw new Error('a refund is in progress; try again once it finished');
+    }
+    if (this.pendingRetry) {
+      throw new Error('a retryProvisioning is pending: it replaces the automatic refund with a new attempt');
     }
   }
 
