@@ -12,6 +12,11 @@
  *   new key to find out.
  * - Every refund is recorded in the provisioning store (once per refund id); the one that leaves
  *   nothing revokes the entitlement.
+ * - A refund that failed with Stripe's list showing it not made fails the request (`RefundFailed`),
+ *   its message saying what to do: a request id keeps answering with that failure (Temporal answers
+ *   its update id from the run's record), so a new attempt needs a new id;
+ *   the failed one consumed its key `r<n>`, never used again. When the list failed too, the outcome
+ *   is unknown and the message says to check Stripe first.
  * - A request with a caller's request id (its digest, `RefundRequested`) is remembered with its
  *   refund: `byRequest` answers a repeat with that refund instead of refunding again. The digest
  *   and terms go into the refund's Stripe metadata (`refund_request_digest`,
@@ -205,10 +210,11 @@ export class RefundLedger {
         });
       } catch (err) {
         this.record(actor, 'refund_failed', `r${n}: ${errorMessage(err)}`);
-        made = await this.readBack(n);
+        const back = await this.readBack(n);
+        made = back.mine;
         if (!made) {
           throw ApplicationFailure.create({
-            message: `refund failed: ${errorMessage(err)}`,
+            message: `refund failed: ${errorMessage(err)}; ${this.whatNow(back.listed, requested !== undefined)}`,
             type: 'RefundFailed',
             nonRetryable: true,
           });
@@ -239,14 +245,34 @@ export class RefundLedger {
       })) ?? this.entitlement;
   }
 
+  /**
+   * What the caller of a failed refund should do. Temporal keeps an update's outcome by its id (and
+   * update-with-start finds it in a run that just closed), and a request id's update id derives from
+   * it, so that id keeps answering with this failure: trying again takes a new request id. Safe only
+   * when Stripe's list showed the refund not made; otherwise it says to look first.
+   */
+  private whatNow(listed: boolean, withRequestId: boolean): string {
+    if (!listed) {
+      return (
+        "whether Stripe made it is unknown (listing its refunds failed too): check the payment's refunds " +
+        `in Stripe (metadata checkout_workflow_id ${this.target.checkoutWorkflowId}) before asking again`
+      );
+    }
+    return withRequestId
+      ? `nothing was refunded; to try again, send the refund with a new request id (this one keeps getting this answer from ${this.target.keyWorkflowId})`
+      : 'nothing was refunded; sending the refund again is a new request';
+  }
+
   /** After a failed refund: adopts what Stripe lists that this ledger does not know yet. */
-  private async readBack(n: number): Promise<{ id: string; amount: number } | undefined> {
+  private async readBack(
+    n: number,
+  ): Promise<{ listed: boolean; mine: { id: string; amount: number } | undefined }> {
     let listed: readonly ListedRefund[];
     try {
       listed = await this.list();
     } catch (err) {
       log.warn('listing refunds failed', { error: errorMessage(err) });
-      return undefined;
+      return { listed: false, mine: undefined };
     }
     let mine: ListedRefund | undefined;
     for (const r of listed) {
@@ -266,7 +292,7 @@ export class RefundLedger {
         requested: refundRequestedOf(r.metadata),
       });
     }
-    return mine;
+    return { listed: true, mine };
   }
 
   private async list(): Promise<readonly ListedRefund[]> {

@@ -508,6 +508,44 @@ describe('refunds and the provisioning grace period', function () {
       });
     });
 
+    it('fails a request that Stripe refused saying what to do: the same id gets the same failure and refunds nothing, a new id refunds once under the next key', async function () {
+      const { input, taskQueue } = newOrder(h, this.test?.title ?? 'request id failed');
+      const rw = refundsWorkflowId(input.orderId);
+      await h.withWorker(taskQueue, async () => {
+        await startCheckout(h.client, input, { taskQueue });
+        assert.equal((await waitForCheckoutResult(h.client, input.orderId)).outcome, 'completed');
+        // Stripe answers the first key with a stored 500 (replayed on every retry of that key).
+        h.emulator.control.addFault({
+          fault: 'stored_500',
+          idempotencyKey: refundIdempotencyKey(rw, 1),
+          times: 1,
+        });
+        const opts = { taskQueue, refundsOptions: REFUNDS_OPTIONS };
+        const request = { amount: 1_000, requestId: 'failed-1', ...OPS };
+        const told = new RegExp(
+          `refund failed: .*; nothing was refunded; to try again, send the refund with a new request id ` +
+            `\\(this one keeps getting this answer from ${rw}\\)`,
+        );
+        await rejectsWithCause(refundCheckout(h.client, input.orderId, request, opts), told);
+        h.emulator.control.clearFaults();
+        // Exactly what the message says: the same id is answered with the same failure.
+        await rejectsWithCause(refundCheckout(h.client, input.orderId, request, opts), told);
+        assert.equal(refundsOf(input.orderId).length, 0);
+        const retried = await refundCheckout(
+          h.client,
+          input.orderId,
+          { ...request, requestId: 'failed-2' },
+          opts,
+        );
+        assert.equal(retried.refund.idempotencyKey, refundIdempotencyKey(rw, 2));
+        assert.equal(retried.refundedAmount, 1_000);
+        assert.deepEqual(
+          refundsOf(input.orderId).map((r) => r.amount),
+          [1_000],
+        );
+      });
+    });
+
     it('answers a repeat from the open checkout and, once a request refunded it in full, from its result', async function () {
       const { input, taskQueue } = newOrder(h, this.test?.title ?? 'request id open checkout', {
         options: { ...FAST_OPTIONS, provisioningTimeoutMs: 1_500, provisioningGraceMs: 120_000 },
