@@ -2,13 +2,15 @@
  * Provisioning in PostgreSQL (`DATABASE_URL`), through `pg`'s pool: the same contract as SQLite,
  * enforced by the database so any number of workers on any number of machines grant once.
  *
- * - A grant is `INSERT … ON CONFLICT DO NOTHING` (primary key, unique workflow id, unique order id)
- *   followed by a `SELECT` of the row by workflow id. Two concurrent grants for one checkout meet on
- *   the unique index: the second waits for the first to commit, inserts nothing, and reads the
- *   first one's row (each statement autocommits, so the read sees the committed row).
+ * - A grant is `INSERT … ON CONFLICT DO NOTHING` (primary key, unique workflow id, unique order id),
+ *   then an `UPDATE` that revokes the row if a full refund of the checkout is already recorded, then
+ *   a `SELECT` of the row by workflow id, in one transaction. Two concurrent grants for one checkout
+ *   take turns on a per-checkout advisory lock: the second inserts nothing and reads the first one's
+ *   row.
  * - A refund is recorded once by its refund id (primary key), and a full refund sets `revoked_at`
- *   only where it is still null, all in one transaction: a repeat, or two racing reports of the same
- *   refund, leave the first `revoked_at` alone.
+ *   only where it is still null, all in one transaction under the same per-checkout lock: a repeat,
+ *   or two racing reports of the same refund, leave the first `revoked_at` alone, and a grant racing
+ *   a full refund either is revoked by it or sees it and revokes itself.
  * - The schema is created on first use with `CREATE TABLE IF NOT EXISTS` under a transaction-scoped
  *   advisory lock, so workers starting together do not trip over each other's DDL. A failure to
  *   create it (the database is down) is not remembered: the next call tries again.
@@ -55,6 +57,24 @@ const SCHEMA_SQL = `
   );
   CREATE INDEX IF NOT EXISTS checkout_refunds_by_workflow ON checkout_refunds (workflow_id, seq);
 `;
+
+/**
+ * First key of the per-checkout advisory lock a grant and a refund record take ("ckot" in ASCII);
+ * the second is the workflow id's hash. Two-key locks are a separate space from the schema lock's.
+ */
+const CHECKOUT_LOCK_CLASS = 0x636b6f74;
+
+/**
+ * Serializes a grant and a refund record of one checkout until the transaction ends: without it, a
+ * grant committing between a full refund's `UPDATE` (no row yet) and its commit (the grant's
+ * statement cannot see the refund) would stand active after the refund.
+ */
+async function lockCheckout(client: PoolClient, workflowId: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [
+    CHECKOUT_LOCK_CLASS,
+    workflowId,
+  ]);
+}
 
 const ENTITLEMENT_COLUMNS =
   'entitlement_id, workflow_id, order_id, payment_intent_id, sku, quantity, created_at, revoked_at';
@@ -113,21 +133,32 @@ export class PostgresProvisioner implements Provisioner {
 
   async provision(request: ProvisionRequest): Promise<Entitlement> {
     await this.ensureSchema();
-    await this.pool.query(
-      `INSERT INTO checkout_entitlements
-         (entitlement_id, workflow_id, order_id, payment_intent_id, sku, quantity)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT DO NOTHING`,
-      [
-        `ent_${request.workflowId}`,
-        request.workflowId,
-        request.orderId,
-        request.paymentIntentId,
-        request.item.sku,
-        request.item.quantity,
-      ],
-    );
-    const row = await this.selectOne(this.pool, request.workflowId);
+    const row = await this.transaction(async (client) => {
+      await lockCheckout(client, request.workflowId);
+      await client.query(
+        `INSERT INTO checkout_entitlements
+           (entitlement_id, workflow_id, order_id, payment_intent_id, sku, quantity)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING`,
+        [
+          `ent_${request.workflowId}`,
+          request.workflowId,
+          request.orderId,
+          request.paymentIntentId,
+          request.item.sku,
+          request.item.quantity,
+        ],
+      );
+      // A grant after a recorded full refund (a late answer, an attempt past its timeout) is born
+      // revoked: the refund found no row to revoke.
+      await client.query(
+        `UPDATE checkout_entitlements SET revoked_at = now()
+         WHERE workflow_id = $1 AND revoked_at IS NULL
+           AND EXISTS (SELECT 1 FROM checkout_refunds WHERE workflow_id = $1 AND full_refund)`,
+        [request.workflowId],
+      );
+      return this.selectOne(client, request.workflowId);
+    });
     if (!row) {
       throw new Error(`Order ${request.orderId} is already provisioned under another workflow id`);
     }
@@ -137,6 +168,7 @@ export class PostgresProvisioner implements Provisioner {
   async recordRefund(refund: RefundRecordRequest): Promise<Entitlement | undefined> {
     await this.ensureSchema();
     const row = await this.transaction(async (client) => {
+      await lockCheckout(client, refund.workflowId);
       await client.query(
         `INSERT INTO checkout_refunds (refund_id, workflow_id, amount, full_refund)
          VALUES ($1, $2, $3, $4)

@@ -4,7 +4,8 @@
  * Uniqueness on the workflow id and on the order id is enforced by the table; a grant is
  * `INSERT … ON CONFLICT DO NOTHING` followed by a read of the row, in one immediate transaction, so
  * two processes sharing the file (a worker and its replacement, or two workers starting together)
- * still grant once. WAL and a busy timeout let them share it. Semantics are the `Provisioner`
+ * still grant once. The same transaction revokes the row if a full refund is already recorded, so a
+ * grant that arrives after the refund (recording takes the same lock) never stands. WAL and a busy timeout let them share it. Semantics are the `Provisioner`
  * contract in ./index.ts.
  */
 import { mkdirSync } from 'node:fs';
@@ -91,6 +92,13 @@ function prepareStatements(db: Database.Database) {
     revoke: db.prepare<[string, string]>(
       'UPDATE entitlements SET revoked_at = ? WHERE workflow_id = ? AND revoked_at IS NULL',
     ),
+    // A grant that lands after a full refund was recorded (a late answer, an attempt still running
+    // past its timeout) is born revoked: the refund found no row to revoke.
+    revokeIfRefunded: db.prepare<{ now: string; workflowId: string }>(
+      `UPDATE entitlements SET revoked_at = @now
+       WHERE workflow_id = @workflowId AND revoked_at IS NULL
+         AND EXISTS (SELECT 1 FROM refunds WHERE workflow_id = @workflowId AND full_refund = 1)`,
+    ),
     refunds: db.prepare<[string], { refund_id: string; amount: number; full_refund: number }>(
       'SELECT refund_id, amount, full_refund FROM refunds WHERE workflow_id = ? ORDER BY recorded_at, rowid',
     ),
@@ -152,6 +160,7 @@ export class SqliteProvisioner implements Provisioner {
     const sql = prepareStatements(this.db);
     this.sql = sql;
     this.grant = this.db.transaction((req: ProvisionRequest): Row | undefined => {
+      const now = new Date().toISOString();
       sql.grant.run(
         `ent_${req.workflowId}`,
         req.workflowId,
@@ -159,8 +168,9 @@ export class SqliteProvisioner implements Provisioner {
         req.paymentIntentId,
         req.item.sku,
         req.item.quantity,
-        new Date().toISOString(),
+        now,
       );
+      sql.revokeIfRefunded.run({ now, workflowId: req.workflowId });
       return sql.byWorkflow.get(req.workflowId);
     });
     this.record = this.db.transaction((r: RefundRecordRequest): Row | undefined => {

@@ -122,6 +122,32 @@ export function provisionerContract(backend: () => ContractBackend): void {
       assert.equal((await a.list()).filter((e) => e.orderId === request.orderId).length, 1);
     });
 
+    it('grants revoked after a full refund was recorded first (a late grant never stands)', async function () {
+      const [a, b] = [await open(), await open()];
+      const request = requestFor(this.test?.title ?? 'late grant');
+      const full = { workflowId: request.workflowId, refundId: 're_before', amount: 4_200, full: true };
+      assert.equal(await a.recordRefund(full), undefined);
+      const late = await b.provision(request);
+      assert.equal(late.workflowId, request.workflowId);
+      assert.ok(late.revokedAt, 'a grant after a full refund must come back revoked');
+      assert.deepEqual(await a.get(request.workflowId), late);
+      // Repeats keep the first revokedAt; reporting the refund again changes nothing.
+      assert.deepEqual(await a.provision(request), late);
+      assert.deepEqual(await b.recordRefund(full), late);
+    });
+
+    it('never leaves a grant active when it races a full refund of the same checkout', async function () {
+      const [a, b] = [await open(), await open()];
+      for (let i = 0; i < 5; i++) {
+        const request = requestFor(`${i} ${this.test?.title ?? 'race'}`);
+        const full = { workflowId: request.workflowId, refundId: `re_race${i}`, amount: 4_200, full: true };
+        const [granted] = await Promise.all([a.provision(request), b.recordRefund(full)]);
+        const now = await a.get(request.workflowId);
+        assert.ok(now?.revokedAt, `race ${i}: the entitlement stands after a full refund`);
+        assert.equal(granted.entitlementId, now.entitlementId);
+      }
+    });
+
     it('records a refund for a checkout that was never provisioned without granting anything', async function () {
       const p = await open();
       const request = requestFor(this.test?.title ?? 'never');

@@ -2,7 +2,7 @@
  * A user's provisioning endpoint for the tests: a real HTTP server that meets the contract in
  * docs/provisioning.md and stores by `Idempotency-Key`, the way a careful user's service would. A
  * grant under a key already seen grants nothing and answers with that entitlement as it now stands; a refund under a key already seen is
- * not recorded again. Requests with the same key while one is in flight get a 409.
+ * not recorded again; a grant for a checkout whose full refund is recorded is born revoked. Requests with the same key while one is in flight get a 409.
  *
  * Faults are queued per route and consumed one per request, before the request is handled:
  * `500`, `400`, `429` (with a Retry-After), `drop` (the connection is destroyed, no answer),
@@ -139,6 +139,9 @@ export async function startTestEndpoint(options: TestEndpointOptions = {}): Prom
       answer = { status: 422, body: { error: { message: `order ${orderId} is provisioned already` } } };
     } else {
       created += 1;
+      const createdAt = new Date().toISOString();
+      // The contract: a grant after a recorded full refund is born revoked.
+      const refunded = (refunds.get(workflowId) ?? []).some((r) => r.full);
       const e: Entitlement = {
         entitlementId: `ent_${created}_${orderId}`,
         workflowId,
@@ -146,7 +149,8 @@ export async function startTestEndpoint(options: TestEndpointOptions = {}): Prom
         paymentIntentId: String(body.paymentIntentId),
         sku: String(body.sku),
         quantity: Number(body.quantity),
-        createdAt: new Date().toISOString(),
+        createdAt,
+        ...(refunded ? { revokedAt: createdAt } : {}),
       };
       entitlements.set(workflowId, e);
       answer = { status: 201, body: e };
