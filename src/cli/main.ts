@@ -291,6 +291,16 @@ function integer(problems: string[], flag: string, value: string | undefined): n
   return Number(value);
 }
 
+/**
+ * An ORDER_ID argument checked with the intake's own rule (the order id of `validateCheckoutInput`),
+ * so an id no checkout can have is refused here, naming the rule, instead of being looked up.
+ */
+function orderIdProblems(orderId: string): string[] {
+  const v = validateCheckoutInput({ orderId });
+  const problems = v.ok ? [] : v.problems.filter((p) => p.startsWith('orderId: '));
+  return problems.map((p) => `ORDER_ID: ${p.slice('orderId: '.length)}`);
+}
+
 /** Parses argv (without `node script`) into a command, or throws `UsageError` naming every problem. */
 export function parseCommand(argv: readonly string[]): Command {
   let parsed;
@@ -318,6 +328,8 @@ export function parseCommand(argv: readonly string[]): Command {
         : 'ORDER_ID: missing (the order to act on)',
     );
   }
+  if (takesOrderId && orderId !== undefined && name !== 'resolve-case')
+    problems.push(...orderIdProblems(orderId));
   const extra = takesOrderId ? rest.slice(1) : rest;
   if (extra.length > 0) problems.push(`unexpected argument(s): ${extra.join(' ')}`);
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Client } from '@temporalio/client';
 import { EXIT, parseCommand, runCli, UsageError, type CliIo } from '../../src/cli/main';
 import { loadConfig, type AppConfig } from '../../src/config';
 import { getRefundsStatus } from '../../src/client';
@@ -152,6 +153,50 @@ describe('operator CLI', function () {
         assert.deepEqual(r.out, []);
       });
     }
+
+    it('exits 2 naming ORDER_ID for an order id the intake would refuse, on every command that takes one, with nothing sent to Temporal', async () => {
+      const actorReason = ['--actor', 'ops', '--reason', 'r'];
+      const commands: [string, string[]][] = [
+        ['status', []],
+        ['cancel', actorReason],
+        ['resolve', ['--outcome', 'abandon', ...actorReason]],
+        ['retry-payment', ['--payment-method', 'pm_card_visa', ...actorReason]],
+        ['refund', actorReason],
+        ['retry-provisioning', actorReason],
+      ];
+      const badIds = ['a b', 'o/../x', '', 'ö-1', 'x'.repeat(201)];
+      // Any use of the client or the configuration would mean something was sent.
+      const touched: string[] = [];
+      const client = new Proxy({} as Client, {
+        get(_, key) {
+          touched.push(`client.${String(key)}`);
+          throw new Error('the CLI used the Temporal client');
+        },
+      });
+      const config = (): AppConfig => {
+        touched.push('config');
+        throw new Error('the CLI loaded its configuration');
+      };
+      for (const [name, flags] of commands) {
+        for (const id of badIds) {
+          const c = capture();
+          const code = await runCli([name, id, ...flags], { io: c.io, client, config });
+          const what = `${name} ${JSON.stringify(id.slice(0, 20))}`;
+          assert.equal(code, EXIT.usage, what);
+          assert.match(
+            c.err.join('\n'),
+            /ORDER_ID: must be letters, digits, "_" or "-", at most 200 characters/,
+            what,
+          );
+          assert.deepEqual(c.out, [], what);
+        }
+      }
+      assert.deepEqual(touched, []);
+      // The intake's rule, not a stricter one: the longest and oddest valid ids still parse.
+      for (const id of ['x'.repeat(200), 'A_b-9', '-', '_']) {
+        assert.deepEqual(parseCommand(['status', id]), { name: 'status', orderId: id, json: false });
+      }
+    });
 
     it('starts nothing when start has a bad argument', async function () {
       const orderId = `cli-bad-${Date.now().toString(36)}`;
