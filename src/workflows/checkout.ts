@@ -58,6 +58,7 @@ import {
   failureType,
   firstSightingOfStripeEvent,
   mayFollowEarlierAttempts,
+  nextParkedRereadInterval,
   stripeReadActivities,
   stripeWriteActivities,
   writeBudgetLeft,
@@ -488,6 +489,7 @@ class Checkout {
    */
   private async awaitOperator(): Promise<Outcome | undefined> {
     this.parkedRereads ||= patched('parked-rereads');
+    let interval = this.opts.reconcileIntervalMs;
     for (;;) {
       this.woken = false;
       const decided = await condition(
@@ -496,7 +498,7 @@ class Checkout {
           this.pendingCancel !== undefined ||
           this.pendingResolve !== undefined ||
           (this.parkedRereads && this.woken && this.mayStillMove()),
-        this.opts.reconcileIntervalMs,
+        interval,
       );
       if (this.pendingCancel) return this.cancelUnpaid();
       if (this.takeRetry()) return undefined;
@@ -515,6 +517,8 @@ class Checkout {
       if ((!decided && (unknown || this.mayStillMove())) || (decided && this.parkedRereads && this.woken)) {
         const found = await this.recheck();
         if (found) return found;
+        if (!unknown && !decided)
+          interval = nextParkedRereadInterval(interval, this.opts.reconcileIntervalMs);
       }
     }
   }

@@ -34,6 +34,17 @@ export const DAY = 24 * HOUR;
 
 /** Longest gap between two reads of Stripe while waiting. */
 export const MAX_POLL_INTERVAL_MS = 1 * MINUTE;
+/**
+ * Longest gap between a parked checkout's own re-reads of a payment that may still settle (a bank
+ * debit takes days; its webhook wakes the checkout at once, the re-reads only cover a lost one).
+ * They start at `reconcileIntervalMs` and double: each read is a few history events.
+ */
+export const MAX_PARKED_REREAD_INTERVAL_MS = 1 * HOUR;
+
+/** The next gap between parked re-reads: doubled, at most the longer of the two bounds. */
+export function nextParkedRereadInterval(current: number, reconcileIntervalMs: number): number {
+  return Math.min(current * 2, Math.max(reconcileIntervalMs, MAX_PARKED_REREAD_INTERVAL_MS));
+}
 /** A write with less budget than this left is not worth starting: read Stripe instead. */
 export const MIN_WRITE_BUDGET_MS = 1 * SECOND;
 /** Reads are always safe to repeat; give up (inconclusive) after this long. */

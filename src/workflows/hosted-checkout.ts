@@ -91,6 +91,7 @@ import {
   failureType,
   firstSightingOfStripeEvent,
   mayFollowEarlierAttempts,
+  nextParkedRereadInterval,
   stripeReadActivities,
   stripeWriteActivities,
   writeBudgetLeft,
@@ -562,11 +563,12 @@ class HostedCheckout {
    */
   private async awaitOperator(): Promise<Outcome | undefined> {
     const rereads = patched(PARKED_REREADS);
+    let interval = this.opts.reconcileIntervalMs;
     for (;;) {
       await condition(
         () =>
           this.pendingCancel !== undefined || this.pendingResolve !== undefined || (rereads && this.woken),
-        this.opts.reconcileIntervalMs,
+        interval,
       );
       const woken = this.woken;
       this.woken = false;
@@ -590,6 +592,7 @@ class HostedCheckout {
         if (rereads && (woken || this.moneyMayMove())) {
           const paid = await this.rereadWhileParked();
           if (paid !== undefined) return paid;
+          if (!woken) interval = nextParkedRereadInterval(interval, this.opts.reconcileIntervalMs);
         }
         continue;
       }

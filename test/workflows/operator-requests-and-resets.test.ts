@@ -15,6 +15,7 @@ import {
 } from '../../src/client';
 import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
 import type { Provisioner } from '../../src/provisioning';
+import { HOUR, MINUTE, nextParkedRereadInterval } from '../../src/workflows/common';
 import {
   NeedsAttentionSinceAttr,
   cancelUpdate,
@@ -295,6 +296,17 @@ describe('checkout workflow: operator requests while busy, and resets', function
     assert.equal(successfulCharges(h, input.orderId), 1);
     assert.equal(paymentIntentsFor(h, input.orderId).length, 1);
     assert.equal(await provisionedCount(h, input.orderId), 1);
+  });
+
+  it('spaces a parked checkout’s own re-reads out, doubling up to an hour (the webhook is the fast path)', function () {
+    const gaps = [5 * MINUTE];
+    while (gaps.length < 7) gaps.push(nextParkedRereadInterval(gaps[gaps.length - 1] ?? 0, 5 * MINUTE));
+    assert.deepEqual(
+      gaps.map((ms) => ms / MINUTE),
+      [5, 10, 20, 40, 60, 60, 60],
+    );
+    // An interval set above the hour is kept, never shortened.
+    assert.equal(nextParkedRereadInterval(2 * HOUR, 2 * HOUR), 2 * HOUR);
   });
 
   for (const how of ['webhook', 'periodic re-read'] as const) {
