@@ -54,6 +54,8 @@ export const REDACT_PATHS: readonly string[] = [
 const SECRET_PATTERNS: readonly { readonly pattern: RegExp; readonly replace: string }[] = [
   { pattern: /\b(sk|rk)_(test|live)_[A-Za-z0-9]+/g, replace: `$1_$2_${REDACTED}` },
   { pattern: /\bwhsec_[A-Za-z0-9+/=]+/g, replace: `whsec_${REDACTED}` },
+  // A PaymentIntent's or SetupIntent's client secret: for the customer's browser only. The id stays.
+  { pattern: /\b((?:pi|seti)_[A-Za-z0-9]+)_secret_[A-Za-z0-9]+/g, replace: `$1_secret_${REDACTED}` },
   { pattern: /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, replace: `$1 ${REDACTED}` },
   { pattern: /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@"'\\]+):[^\s@/"'\\]+@/gi, replace: `$1:${REDACTED}@` },
 ];

@@ -26,6 +26,7 @@ const RESTRICTED = 'rk_live_CanaryRestricted77aa';
 const WHSEC = 'whsec_CanaryWebhookSecret99zz';
 const DB_PASSWORD = 'Canary-Db-Pa55word';
 const TOKEN = 'CanaryBearerToken.abc-123';
+const CLIENT_SECRET = 'pi_3CanaryIntent42_secret_CanaryClientSecret7';
 
 describe('structured logs', () => {
   it('writes one JSON object per line with level, time and message', () => {
@@ -53,15 +54,17 @@ describe('structured logs', () => {
     logger.info({ url: `postgres://app:${DB_PASSWORD}@db.internal:5432/checkout` }, 'database');
     logger.info({ deep: { deeper: { deepest: { value: `key=${KEY} secret=${WHSEC}` } } } }, 'nested');
     logger.error({ provisioning: { token: TOKEN } }, 'a known secret value under an unforeseen name');
-    assert.equal(lines.length, 7);
+    logger.info({ body: { clientSecret: CLIENT_SECRET } }, 'a payment action answer');
+    assert.equal(lines.length, 8);
     const all = lines.join('\n');
-    for (const secret of [KEY, RESTRICTED, WHSEC, DB_PASSWORD, TOKEN]) {
+    for (const secret of [KEY, RESTRICTED, WHSEC, DB_PASSWORD, TOKEN, CLIENT_SECRET]) {
       assert.ok(!all.includes(secret), `${secret} leaked:\n${all}`);
     }
     assert.ok(all.includes(REDACTED));
     // What stays is enough to debug: the key's kind and mode, the database host.
     assert.match(all, /sk_test_\[redacted\]/);
     assert.match(all, /rk_live_\[redacted\]/);
+    assert.match(all, /pi_3CanaryIntent42_secret_\[redacted\]/);
     assert.match(all, /postgres:\/\/app:\[redacted\]@db\.internal:5432/);
     const warn = JSON.parse(lines[1] ?? '') as { err: { stack: string; message: string } };
     assert.match(warn.err.stack, /Invalid API Key provided: sk_test_\[redacted\]/);
