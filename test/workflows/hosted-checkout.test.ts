@@ -19,13 +19,12 @@ import {
   checkoutWorkflowId,
   validateHostedCheckoutInput,
   type CheckoutStatus,
-  type Entitlement,
   type HostedCheckoutInput,
   type HostedCheckoutOptions,
-  type ProvisionRequest,
 } from '../../src/workflows/definitions';
 import { uniqueName } from '../support/temporal';
 import {
+  SwitchableProvisioner,
   inState,
   paymentIntentsFor,
   provisionedCount,
@@ -67,28 +66,6 @@ function newHostedOrder(
       ...overrides,
     },
   };
-}
-
-/** A provisioning backend that is down until the test says otherwise. */
-class SwitchableProvisioner implements Provisioner {
-  failing = true;
-  constructor(private readonly inner: Provisioner) {}
-  provision(request: ProvisionRequest): Promise<Entitlement> {
-    if (this.failing) return Promise.reject(new Error('provisioning backend unavailable'));
-    return this.inner.provision(request);
-  }
-  recordRefund(...args: Parameters<Provisioner['recordRefund']>): Promise<Entitlement | undefined> {
-    return this.inner.recordRefund(...args);
-  }
-  get(workflowId: string): Promise<Entitlement | undefined> {
-    return this.inner.get(workflowId);
-  }
-  list(): Promise<readonly Entitlement[]> {
-    return this.inner.list();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 /** What the hosted page's Pay button does: a form post, answered with a redirect or a page. */

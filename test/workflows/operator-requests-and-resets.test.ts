@@ -14,7 +14,6 @@ import {
   startCheckout,
 } from '../../src/client';
 import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
-import type { Provisioner } from '../../src/provisioning';
 import { HOUR, MINUTE, nextParkedRereadInterval } from '../../src/workflows/common';
 import {
   NeedsAttentionSinceAttr,
@@ -26,6 +25,7 @@ import {
   type CheckoutResult,
 } from '../../src/workflows/definitions';
 import {
+  SwitchableProvisioner,
   FAST_OPTIONS,
   inState,
   newOrder,
@@ -262,13 +262,7 @@ describe('checkout workflow: operator requests while busy, and resets', function
     });
     // The first run's provisioner is down, so it rests in `provisioning` after the charge: the
     // stuck checkout the runbook resets.
-    const down: Provisioner = {
-      provision: () => Promise.reject(new Error('provisioning backend down')),
-      recordRefund: () => Promise.reject(new Error('provisioning backend down')),
-      get: () => Promise.resolve(undefined),
-      list: () => Promise.resolve([]),
-      close: () => Promise.resolve(),
-    };
+    const down = new SwitchableProvisioner(h.provisioner);
     const worker = await createCheckoutWorker({
       connection: h.nativeConnection,
       namespace: h.namespace,

@@ -15,37 +15,22 @@ import {
   startCheckout,
   waitForCheckoutResult,
 } from '../../src/client';
-import type { Provisioner } from '../../src/provisioning';
 import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
 import {
   checkoutWorkflowId,
   refundIdempotencyKey,
   type CheckoutResult,
   type CheckoutStatus,
-  type Entitlement,
-  type ProvisionRequest,
 } from '../../src/workflows/definitions';
-import { FAST_OPTIONS, newOrder, rejectsWithCause, suiteHarness, until, waitForStatus } from './support';
-
-/** A provisioning backend that never grants (refunds are still recorded). */
-class DownProvisioner implements Provisioner {
-  constructor(private readonly inner: Provisioner) {}
-  provision(_request: ProvisionRequest): Promise<Entitlement> {
-    return Promise.reject(new Error('provisioning backend unavailable'));
-  }
-  recordRefund(...args: Parameters<Provisioner['recordRefund']>): Promise<Entitlement | undefined> {
-    return this.inner.recordRefund(...args);
-  }
-  get(workflowId: string): Promise<Entitlement | undefined> {
-    return this.inner.get(workflowId);
-  }
-  list(): Promise<readonly Entitlement[]> {
-    return this.inner.list();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+import {
+  FAST_OPTIONS,
+  SwitchableProvisioner,
+  newOrder,
+  rejectsWithCause,
+  suiteHarness,
+  until,
+  waitForStatus,
+} from './support';
 
 type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
 
@@ -91,7 +76,7 @@ describe('the paid-order flow when operator requests meet', function () {
       namespace: h.namespace,
       taskQueue,
       stripe: h.stripe,
-      provisioner: new DownProvisioner(h.provisioner),
+      provisioner: new SwitchableProvisioner(h.provisioner),
       workflowBundle: await checkoutWorkflowBundle(),
     });
     return worker.runUntil(fn());

@@ -30,10 +30,9 @@ import {
   type RefundResult,
   refundsWorkflowId,
   type CheckoutStatus,
-  type Entitlement,
-  type ProvisionRequest,
 } from '../../src/workflows/definitions';
 import {
+  SwitchableProvisioner,
   FAST_OPTIONS,
   newOrder,
   recordHistory,
@@ -42,30 +41,6 @@ import {
   successfulCharges,
   waitForStatus,
 } from './support';
-
-/** A provisioning backend that is down until the test says otherwise. */
-class SwitchableProvisioner implements Provisioner {
-  failing = true;
-  attempts = 0;
-  constructor(private readonly inner: Provisioner) {}
-  provision(request: ProvisionRequest): Promise<Entitlement> {
-    this.attempts += 1;
-    if (this.failing) return Promise.reject(new Error('provisioning backend unavailable'));
-    return this.inner.provision(request);
-  }
-  recordRefund(...args: Parameters<Provisioner['recordRefund']>): Promise<Entitlement | undefined> {
-    return this.inner.recordRefund(...args);
-  }
-  get(workflowId: string): Promise<Entitlement | undefined> {
-    return this.inner.get(workflowId);
-  }
-  list(): Promise<readonly Entitlement[]> {
-    return this.inner.list();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const OPS = { actor: 'ops:dee', reason: 'customer asked' } as const;
 const REFUNDS_OPTIONS = { idleTimeoutMs: 60_000, stripeCallTimeoutMs: 4_000 } as const;

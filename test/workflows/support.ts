@@ -14,7 +14,7 @@ import { temporal } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type Stripe from 'stripe';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe-emulator';
-import { SqliteProvisioner } from '../../src/provisioning';
+import { SqliteProvisioner, type Provisioner } from '../../src/provisioning';
 import { createStripeClient } from '../../src/stripe/client';
 import { createCheckoutWorker, checkoutWorkflowBundle } from '../../src/worker';
 import { getCheckoutStatus } from '../../src/client';
@@ -23,6 +23,8 @@ import type {
   CheckoutOptions,
   CheckoutState,
   CheckoutStatus,
+  Entitlement,
+  ProvisionRequest,
 } from '../../src/workflows/definitions';
 import { testTemporal, uniqueName } from '../support/temporal';
 
@@ -278,4 +280,28 @@ export async function upserts(client: Client, workflowId: string): Promise<Recor
         }),
       );
     });
+}
+
+/** A provisioning backend that is down until the test says otherwise. */
+export class SwitchableProvisioner implements Provisioner {
+  failing = true;
+  attempts = 0;
+  constructor(private readonly inner: Provisioner) {}
+  provision(request: ProvisionRequest): Promise<Entitlement> {
+    this.attempts += 1;
+    if (this.failing) return Promise.reject(new Error('provisioning backend unavailable'));
+    return this.inner.provision(request);
+  }
+  recordRefund(...args: Parameters<Provisioner['recordRefund']>): Promise<Entitlement | undefined> {
+    return this.inner.recordRefund(...args);
+  }
+  get(workflowId: string): Promise<Entitlement | undefined> {
+    return this.inner.get(workflowId);
+  }
+  list(): Promise<readonly Entitlement[]> {
+    return this.inner.list();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
