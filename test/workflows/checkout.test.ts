@@ -27,6 +27,7 @@ import {
   provisionedCount,
   rejectsWithCause,
   recordHistory,
+  resetToFirstTask,
   suiteHarness,
   successfulCharges,
   until,
@@ -411,19 +412,12 @@ describe('checkout workflow', function () {
           const { handle } = await startCheckout(h.client, input, { taskQueue });
           const first = await handle.result();
           assert.equal(first.outcome, 'completed');
-          const oldRunId = (await handle.describe()).runId;
-          const history = await handle.fetchHistory();
-          const firstTask = history.events?.find((e) => e.workflowTaskCompletedEventAttributes);
-          assert.ok(firstTask?.eventId);
-          const reset = await h.client.workflowService.resetWorkflowExecution({
-            namespace: h.namespace,
-            workflowExecution: { workflowId: wf, runId: oldRunId },
-            reason: 'test: reset a paid checkout to its first workflow task',
-            workflowTaskFinishEventId: firstTask.eventId,
-            requestId: `reset-${input.orderId}`,
-          });
-          assert.ok(reset.runId && reset.runId !== oldRunId);
-          const again = await h.client.workflow.getHandle<typeof checkout>(wf, reset.runId).result();
+          const runId = await resetToFirstTask(
+            h,
+            input.orderId,
+            'test: reset a paid checkout to its first workflow task',
+          );
+          const again = await h.client.workflow.getHandle<typeof checkout>(wf, runId).result();
           assert.equal(again.outcome, 'completed');
           return getCheckoutStatus(h.client, input.orderId);
         });

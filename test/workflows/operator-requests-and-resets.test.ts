@@ -26,6 +26,8 @@ import {
 } from '../../src/workflows/definitions';
 import {
   SwitchableProvisioner,
+  answered,
+  resetToFirstTask,
   FAST_OPTIONS,
   inState,
   newOrder,
@@ -38,37 +40,7 @@ import {
 } from './support';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The promise's outcome, or `timeout` if it has none within `ms` (an update that never answers). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resets the checkout's current run to its first workflow task, as the runbook does. */
-async function resetToFirstTask(h: ReturnType<typeof suiteHarness>, orderId: string): Promise<string> {
-  const handle = getCheckoutHandle(h.client, orderId);
-  const oldRunId = (await handle.describe()).runId;
-  const history = await handle.fetchHistory();
-  const firstTask = history.events?.find((e) => e.workflowTaskCompletedEventAttributes);
-  assert.ok(firstTask?.eventId);
-  const reset = await h.client.workflowService.resetWorkflowExecution({
-    namespace: h.namespace,
-    workflowExecution: { workflowId: checkoutWorkflowId(orderId), runId: oldRunId },
-    reason: 'test: reset to the first workflow task',
-    workflowTaskFinishEventId: firstTask.eventId,
-    requestId: `reset-${orderId}`,
-  });
-  assert.ok(reset.runId && reset.runId !== oldRunId);
-  return reset.runId;
-}
+const RESET_REASON = 'test: reset to the first workflow task';
 
 describe('checkout workflow: operator requests while busy, and resets', function () {
   this.timeout(150_000);
@@ -94,18 +66,15 @@ describe('checkout workflow: operator requests while busy, and resets', function
         args: [{ actor: 'customer:web', reason: 'changed my mind' }],
         waitForStage: WorkflowUpdateStage.ACCEPTED,
       });
-      const answer = await within(cancel.result(), 30_000);
-      assert.notEqual(answer, 'timeout', 'the cancel was never answered');
-      if (answer === 'timeout') return;
+      const answer = await answered(cancel.result(), 30_000, 'the cancel');
       assert.ok(
         answer.audit.some(
           (a) => a.action === 'cancel_refused' && a.reason.startsWith('customer:web: the payment succeeded'),
         ),
         JSON.stringify(answer.audit),
       );
-      const result = await within(handle.result(), 30_000);
-      assert.notEqual(result, 'timeout', 'the workflow never closed');
-      assert.equal((result as CheckoutResult).outcome, 'completed');
+      const result = await answered(handle.result(), 30_000, 'the result');
+      assert.equal(result.outcome, 'completed');
     });
     assert.equal(successfulCharges(h, input.orderId), 1);
     assert.equal(await provisionedCount(h, input.orderId), 1);
@@ -128,9 +97,8 @@ describe('checkout workflow: operator requests while busy, and resets', function
         args: [{ actor: 'customer:web', reason: 'changed my mind' }],
         waitForStage: WorkflowUpdateStage.ACCEPTED,
       });
-      const answer = await within(cancel.result(), 30_000);
-      assert.notEqual(answer, 'timeout', 'the cancel was never answered');
-      assert.equal(answer !== 'timeout' && answer.state, 'canceled');
+      const answer = await answered(cancel.result(), 30_000, 'the cancel');
+      assert.equal(answer.state, 'canceled');
       const result = await handle.result();
       assert.equal(result.outcome, 'canceled');
     });
@@ -171,14 +139,11 @@ describe('checkout workflow: operator requests while busy, and resets', function
       );
     await sleep(1_000);
     await h.withWorker(taskQueue, async () => {
-      const answers = await within(Promise.all([retry, cancel]), 30_000);
-      assert.notEqual(answers, 'timeout', 'an update was never answered');
-      if (answers === 'timeout') return;
+      const answers = await answered(Promise.all([retry, cancel]), 30_000, 'an update');
       assert.match(answers[0], /^taken/);
       assert.match(answers[1], /^refused: .*a retryPayment by customer:web is already pending/);
-      const result = await within(handle.result(), 30_000);
-      assert.notEqual(result, 'timeout', 'the workflow never closed');
-      assert.equal((result as CheckoutResult).outcome, 'completed');
+      const result = await answered(handle.result(), 30_000, 'the result');
+      assert.equal(result.outcome, 'completed');
     });
     assert.equal(successfulCharges(h, input.orderId), 1);
   });
@@ -213,9 +178,8 @@ describe('checkout workflow: operator requests while busy, and resets', function
           /the checkout is being canceled/.test(`${err.message} ${err.cause?.message ?? ''}`),
       );
       await abandon;
-      const result = await within(handle.result(), 30_000);
-      assert.notEqual(result, 'timeout', 'the workflow never closed');
-      assert.equal((result as CheckoutResult).outcome, 'canceled');
+      const result = await answered(handle.result(), 30_000, 'the result');
+      assert.equal(result.outcome, 'canceled');
     });
     const described = await h.client.workflow.getHandle(wf).describe();
     assert.equal(described.typedSearchAttributes.get(NeedsAttentionSinceAttr), undefined);
@@ -230,7 +194,7 @@ describe('checkout workflow: operator requests while busy, and resets', function
       assert.equal((await handle.result()).outcome, 'completed');
       h.emulator.control.advanceClock(25 * 3_600); // Stripe has pruned the keys
       h.emulator.control.addFault({ fault: 'stored_500', method: 'GET', path: '/v1/payment_intents/search' });
-      const runId = await resetToFirstTask(h, input.orderId);
+      const runId = await resetToFirstTask(h, input.orderId, RESET_REASON);
       const parked = await waitForStatus(h, input.orderId, inState('needs_attention'));
       assert.equal(parked.needsAttention?.reason, 'payment_outcome_unknown');
       assert.equal(parked.needsAttention?.retryAllowed, false);
@@ -282,7 +246,7 @@ describe('checkout workflow: operator requests while busy, and resets', function
       await waitForStatus(h, input.orderId, inState('provisioning'));
     });
     assert.equal(successfulCharges(h, input.orderId), 1);
-    const runId = await resetToFirstTask(h, input.orderId);
+    const runId = await resetToFirstTask(h, input.orderId, RESET_REASON);
     const result = (await h.withWorker(taskQueue, () =>
       h.client.workflow.getHandle(checkoutWorkflowId(input.orderId), runId).result(),
     )) as CheckoutResult;
@@ -331,9 +295,8 @@ describe('checkout workflow: operator requests while busy, and resets', function
               objectId: paymentIntentId,
             });
           }
-          const result = await within(handle.result(), 30_000);
-          assert.notEqual(result, 'timeout', 'the settled debit never moved the checkout');
-          assert.equal((result as CheckoutResult).outcome, 'completed');
+          const result = await answered(handle.result(), 30_000, 'the result');
+          assert.equal(result.outcome, 'completed');
         });
         assert.equal(successfulCharges(h, input.orderId), 1);
         assert.equal(await provisionedCount(h, input.orderId), 1);

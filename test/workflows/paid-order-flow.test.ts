@@ -19,12 +19,12 @@ import { checkoutWorkflowBundle, createCheckoutWorker } from '../../src/worker';
 import {
   checkoutWorkflowId,
   refundIdempotencyKey,
-  type CheckoutResult,
   type CheckoutStatus,
 } from '../../src/workflows/definitions';
 import {
   FAST_OPTIONS,
   SwitchableProvisioner,
+  answered,
   newOrder,
   rejectsWithCause,
   suiteHarness,
@@ -127,20 +127,6 @@ describe('the paid-order flow when operator requests meet', function () {
     return tasks;
   }
 
-  /** The checkout's result, or a failure saying it never closed (a handler left waiting). */
-  function closesWithin(orderId: string, ms: number): Promise<CheckoutResult> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      waitForCheckoutResult(h.client, orderId),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`the checkout did not close within ${ms} ms: an update is still waiting`)),
-          ms,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-  }
-
   it('answers a retryProvisioning that the checkout could not take before a refund ended it: refused in the audit trail, the update returning the refunded status, and the workflow closes', async function () {
     const { orderId, taskQueue } = await parkedCheckout(this.test?.title ?? 'retry with ending refund');
     // Refunded in full outside the checkout (the dashboard): the checkout learns it only when its
@@ -162,12 +148,7 @@ describe('the paid-order flow when operator requests meet', function () {
         ),
     ] as const);
     const result = await withDownProvisioning(taskQueue, async () => {
-      const [r, f] = await Promise.race([
-        Promise.all([retry, refund]),
-        sleep(40_000).then(() => {
-          throw new Error('an update was never answered');
-        }),
-      ]);
+      const [r, f] = await answered(Promise.all([retry, refund]), 40_000, 'an update');
       assert.ok(!f.ok, 'the partial refund fails at Stripe');
       assert.match(causeMessages(f.error), /refund failed: /);
       assert.ok(r.ok, `the retry is answered: ${r.ok ? '' : causeMessages(r.error)}`);
@@ -176,7 +157,7 @@ describe('the paid-order flow when operator requests meet', function () {
       assert.ok(refused, `audit: ${r.value.audit.map((e) => e.action).join(', ')}`);
       assert.equal(refused.actor, 'ops:ann');
       assert.match(refused.reason, /refunded in full \(4200 usd\) before the retry was taken/);
-      return closesWithin(orderId, 20_000);
+      return answered(waitForCheckoutResult(h.client, orderId), 20_000, 'the checkout result');
     });
     assert.equal(result.outcome, 'refunded');
     const tasks = await updatesPerTask(orderId);
@@ -205,18 +186,12 @@ describe('the paid-order flow when operator requests meet', function () {
       () => retryProvisioning(h.client, orderId, { actor: 'ops:ann', reason: 'backend is back' }),
     ] as const);
     const result = await withDownProvisioning(taskQueue, async () => {
-      const settled = await Promise.race([
-        Promise.all([refund, retry]),
-        sleep(40_000).then(() => {
-          throw new Error('an update was never answered');
-        }),
-      ]);
-      const [f, r] = settled;
+      const [f, r] = await answered(Promise.all([refund, retry]), 40_000, 'an update');
       assert.ok(f.ok, `the refund succeeds: ${f.ok ? '' : causeMessages(f.error)}`);
       assert.equal(f.value.refund.full, true);
       assert.ok(!r.ok, 'the retry is refused');
       assert.match(causeMessages(r.error), /a refund is in progress; try again once it finished/);
-      return closesWithin(orderId, 20_000);
+      return answered(waitForCheckoutResult(h.client, orderId), 20_000, 'the checkout result');
     });
     assert.equal(result.outcome, 'refunded');
     assert.equal(refundsOf(orderId).length, 1);
@@ -235,12 +210,7 @@ describe('the paid-order flow when operator requests meet', function () {
         ),
     ] as const);
     const result = await withDownProvisioning(taskQueue, async () => {
-      const [r, f] = await Promise.race([
-        Promise.all([retry, refund]),
-        sleep(40_000).then(() => {
-          throw new Error('an update was never answered');
-        }),
-      ]);
+      const [r, f] = await answered(Promise.all([retry, refund]), 40_000, 'an update');
       assert.ok(!f.ok, 'the full refund is refused');
       assert.match(causeMessages(f.error), /a retryProvisioning by ops:ann is pending/);
       assert.ok(r.ok, `the retry is taken: ${r.ok ? '' : causeMessages(r.error)}`);
@@ -258,7 +228,7 @@ describe('the paid-order flow when operator requests meet', function () {
         { requestId: 'all-2b', actor: 'ops:bo', reason: 'customer asked' },
         { taskQueue },
       );
-      return closesWithin(orderId, 20_000);
+      return answered(waitForCheckoutResult(h.client, orderId), 20_000, 'the checkout result');
     });
     assert.equal(result.outcome, 'refunded');
     assert.equal(refundsOf(orderId).length, 1);
@@ -293,7 +263,7 @@ describe('the paid-order flow when operator requests meet', function () {
         }),
         /keep_payment is too late: the automatic refund is already being made/,
       );
-      return closesWithin(input.orderId, 30_000);
+      return answered(waitForCheckoutResult(h.client, input.orderId), 30_000, 'the checkout result');
     });
     assert.equal(result.outcome, 'refunded');
     const refunds = refundsOf(input.orderId);

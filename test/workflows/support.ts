@@ -17,7 +17,7 @@ import { startStripeEmulator, type StripeEmulator } from '../../src/stripe-emula
 import { SqliteProvisioner, type Provisioner } from '../../src/provisioning';
 import { createStripeClient } from '../../src/stripe/client';
 import { createCheckoutWorker, checkoutWorkflowBundle } from '../../src/worker';
-import { getCheckoutStatus } from '../../src/client';
+import { getCheckoutHandle, getCheckoutStatus } from '../../src/client';
 import type {
   CheckoutInput,
   CheckoutOptions,
@@ -26,6 +26,7 @@ import type {
   Entitlement,
   ProvisionRequest,
 } from '../../src/workflows/definitions';
+import { checkoutWorkflowId } from '../../src/workflows/definitions';
 import { testTemporal, uniqueName } from '../support/temporal';
 
 export const TEST_SECRET_KEY = 'sk_test_checkoutworkflows';
@@ -304,4 +305,38 @@ export class SwitchableProvisioner implements Provisioner {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * `promise`'s value, or a failure naming `what` if it has none within `ms`: for an update or a
+ * result that a workflow bug would leave waiting forever.
+ */
+export async function answered<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} was never answered (waited ${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resets the checkout's current run to its first workflow task, as the runbook does; the new run id. */
+export async function resetToFirstTask(h: CheckoutHarness, orderId: string, reason: string): Promise<string> {
+  const handle = getCheckoutHandle(h.client, orderId);
+  const oldRunId = (await handle.describe()).runId;
+  const history = await handle.fetchHistory();
+  const firstTask = history.events?.find((e) => e.workflowTaskCompletedEventAttributes);
+  if (!firstTask?.eventId) throw new Error(`no completed workflow task in ${oldRunId}`);
+  const reset = await h.client.workflowService.resetWorkflowExecution({
+    namespace: h.namespace,
+    workflowExecution: { workflowId: checkoutWorkflowId(orderId), runId: oldRunId },
+    reason,
+    workflowTaskFinishEventId: firstTask.eventId,
+    requestId: `reset-${orderId}`,
+  });
+  if (!reset.runId || reset.runId === oldRunId) throw new Error('the reset started no new run');
+  return reset.runId;
 }
