@@ -530,6 +530,7 @@ describe('hosted checkout workflow', function () {
     );
     assert.equal(successfulCharges(h, input.orderId), 1);
     assert.equal(await provisionedCount(h, input.orderId), 1);
+    await recordHistory(h, checkoutWorkflowId(input.orderId), 'hosted-parked-paid-on-webhook');
   });
 
   it('re-reads a parked checkout whose session is still open every reconcileIntervalMs and provisions a payment that landed', async function () {

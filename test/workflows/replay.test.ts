@@ -24,6 +24,7 @@ const EXPECTED = [
   'hosted-expired',
   'hosted-paid',
   'hosted-paid-indexed-at-rest',
+  'hosted-parked-paid-on-webhook',
   'idempotency-mismatch',
   'key-budget-spent',
   'lost-response-after-commit',
