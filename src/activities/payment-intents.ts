@@ -17,7 +17,11 @@ export function snapshotOf(pi: Stripe.PaymentIntent): PaymentIntentSnapshot {
     currency: pi.currency,
     metadata: { ...pi.metadata },
     lastPaymentError: err
-      ? { code: err.code ?? undefined, declineCode: err.decline_code ?? undefined }
+      ? {
+          code: err.code ?? undefined,
+          declineCode: err.decline_code ?? undefined,
+          ...(typeof err.charge === 'string' ? { chargeId: err.charge } : {}),
+        }
       : undefined,
   };
 }

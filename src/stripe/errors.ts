@@ -78,6 +78,7 @@ function declineOf(err: Stripe.errors.StripeError): Decline {
     declineCode: err.decline_code,
     paymentIntentId: err.payment_intent?.id,
     message: err.message,
+    ...(typeof err.charge === 'string' ? { chargeId: err.charge } : {}),
   };
 }
 

@@ -156,6 +156,8 @@ class Checkout {
   private readonly audit: AuditEntry[] = [];
   /** Workflow time of each key's first use: the start of its 24 h life at Stripe. */
   private readonly keyFirstUsedAt = new Map<string, number>();
+  /** The failed charges of the declines this run has seen (a read-back may show an old one). */
+  private readonly declinedCharges: string[] = [];
 
   private woken = false;
   /** True while a declined checkout still waits for a new card, so a cancel can still be taken. */
@@ -353,13 +355,19 @@ class Checkout {
     if (!pi) return this.park('payment_outcome_unknown', `${why}; reading ${paymentIntentId} failed`, false);
     this.adopt(pi);
     if (pi.status === 'requires_payment_method' || pi.status === 'requires_confirmation') {
+      // After a new card, the PaymentIntent still carries the earlier card's decline until this
+      // confirm replaces it: that one says nothing about this confirm (older runs took it for this
+      // confirm's decline, hence the patch).
+      const chargeId = pi.lastPaymentError?.chargeId;
+      const earlier = chargeId !== undefined && this.declinedCharges.includes(chargeId);
       if (pi.status === 'requires_payment_method' && pi.lastPaymentError) {
-        return this.declined(this.declineFrom(pi));
+        if (!earlier || !patched('earlier-decline-is-not-this-one'))
+          return this.declined(this.declineFrom(pi));
       }
       // Read back and not charged: the PaymentIntent can still succeed only once, so a new card is safe.
       return this.park(
         'payment_outcome_unknown',
-        `${why}; Stripe shows ${pi.id} ${pi.status}, not charged`,
+        `${why}; Stripe shows ${pi.id} ${pi.status}, not charged${earlier ? " (its last error is an earlier card's decline)" : ''}`,
         true,
       );
     }
@@ -444,6 +452,7 @@ class Checkout {
 
   private declined(decline: Decline): Outcome {
     this.decline = decline;
+    if (decline.chargeId !== undefined) this.declinedCharges.push(decline.chargeId);
     if (this.paymentIntent && this.paymentIntent.id === decline.paymentIntentId) {
       // After a decline Stripe returns the PaymentIntent to requires_payment_method (contract).
       this.paymentIntent = { ...this.paymentIntent, status: 'requires_payment_method' };
@@ -453,11 +462,13 @@ class Checkout {
   }
 
   private declineFrom(pi: PaymentIntentSnapshot): Decline {
+    const chargeId = pi.lastPaymentError?.chargeId;
     return {
       code: pi.lastPaymentError?.code ?? 'payment_failed',
       declineCode: pi.lastPaymentError?.declineCode,
       paymentIntentId: pi.id,
       message: `Stripe shows ${pi.id} failed`,
+      ...(chargeId === undefined ? {} : { chargeId }),
     };
   }
 

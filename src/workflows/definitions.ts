@@ -326,7 +326,13 @@ export interface PaymentIntentSnapshot {
   readonly currency: string;
   readonly metadata: Readonly<Record<string, string>>;
   readonly lastPaymentError:
-    { readonly code: string | undefined; readonly declineCode: string | undefined } | undefined;
+    | {
+        readonly code: string | undefined;
+        readonly declineCode: string | undefined;
+        /** The failed charge (card errors): tells one attempt's decline from another's. */
+        readonly chargeId?: string;
+      }
+    | undefined;
 }
 
 export interface Decline {
@@ -334,6 +340,8 @@ export interface Decline {
   readonly declineCode: string | undefined;
   readonly paymentIntentId: string | undefined;
   readonly message: string;
+  /** The failed charge, when Stripe names it (card declines). */
+  readonly chargeId?: string;
 }
 
 /** A card decline is an answer, not an error: it is returned, never thrown. */

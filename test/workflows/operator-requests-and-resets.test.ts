@@ -256,6 +256,40 @@ describe('checkout workflow: operator requests while busy, and resets', function
     assert.equal(await provisionedCount(h, input.orderId), 1);
   });
 
+  it('does not report an earlier card’s decline as the new card’s when the new confirm’s outcome is unknown', async function () {
+    const { input, taskQueue } = newOrder(h, 'stale decline after new card', {
+      paymentMethodId: 'pm_card_chargeDeclinedInsufficientFunds',
+      options: { ...FAST_OPTIONS, paymentRetryWindowMs: 60_000 },
+    });
+    const wf = checkoutWorkflowId(input.orderId);
+    await h.withWorker(taskQueue, async () => {
+      await startCheckout(h.client, input, { taskQueue });
+      const declined = await waitForStatus(h, input.orderId, inState('declined'));
+      assert.equal(declined.decline?.declineCode, 'insufficient_funds');
+      h.emulator.control.addFault({
+        fault: 'stored_500',
+        idempotencyKey: paymentIdempotencyKey(wf, 2, 'confirm'),
+      });
+      await retryPayment(h.client, input.orderId, {
+        paymentMethodId: 'pm_card_visa',
+        actor: 'customer:web',
+        reason: 'new card',
+      });
+      const parked = await waitForStatus(
+        h,
+        input.orderId,
+        (s) => s.generation === 2 && (s.state === 'declined' || s.state === 'needs_attention'),
+      );
+      assert.equal(parked.state, 'needs_attention', JSON.stringify(parked.decline));
+      assert.equal(parked.needsAttention?.reason, 'payment_outcome_unknown');
+      assert.equal(parked.needsAttention?.retryAllowed, true);
+      assert.match(parked.needsAttention?.detail ?? '', /an earlier card's decline/);
+      assert.equal(parked.decline, undefined);
+      await getCheckoutHandle(h.client, input.orderId).terminate('test cleanup');
+    });
+    assert.equal(successfulCharges(h, input.orderId), 0);
+  });
+
   it('spaces a parked checkout’s own re-reads out, doubling up to an hour (the webhook is the fast path)', function () {
     const gaps = [5 * MINUTE];
     while (gaps.length < 7) gaps.push(nextParkedRereadInterval(gaps[gaps.length - 1] ?? 0, 5 * MINUTE));
