@@ -980,6 +980,13 @@ class Checkout {
           rejectInvalid(validateCancelRequest(request));
           if (MONEY_TAKEN_STATES.includes(this.state) || this.flow.paid)
             throw new Error('the payment succeeded: refund instead');
+          if (this.needsAttention?.reason === 'multiple_successful_payments') {
+            // Ending canceled would leave both charges behind a checkout that says nothing was paid.
+            throw new Error(
+              `more than one payment succeeded for this order (${this.needsAttention.detail}): a cancel cannot undo them; ` +
+                "refund them through the reconciler's cases, then close the checkout with resolve abandon",
+            );
+          }
           // `declined` is terminal only once the retry window is over; inside it nothing is charged.
           const waitingAfterDecline = this.state === 'declined' && this.awaitingRetry;
           if (TERMINAL_STATES.includes(this.state) && !waitingAfterDecline)

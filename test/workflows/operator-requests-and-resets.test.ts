@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import {
+  cancelCheckout,
   getCheckoutHandle,
   getCheckoutStatus,
   listCheckouts,
@@ -288,6 +289,55 @@ describe('checkout workflow: operator requests while busy, and resets', function
       await getCheckoutHandle(h.client, input.orderId).terminate('test cleanup');
     });
     assert.equal(successfulCharges(h, input.orderId), 0);
+  });
+
+  it('refuses a cancel when two payments succeeded for the order, and closes on an operator’s abandon', async function () {
+    const { input, taskQueue } = newOrder(h, 'cancel double charged');
+    const wf = checkoutWorkflowId(input.orderId);
+    h.emulator.control.addFault({
+      fault: 'stored_500',
+      idempotencyKey: paymentIdempotencyKey(wf, 1, 'create'),
+    });
+    await h.withWorker(taskQueue, async () => {
+      await startCheckout(h.client, input, { taskQueue });
+      await waitForStatus(h, input.orderId, (s) => s.needsAttention?.reason === 'payment_outcome_unknown');
+      // Two charges carrying this checkout's metadata (made outside it, say by hand in the dashboard).
+      for (const generation of ['7', '8']) {
+        await h.stripe.paymentIntents.create({
+          amount: input.amount,
+          currency: input.currency,
+          customer: input.customerId,
+          payment_method: 'pm_card_visa',
+          confirm: true,
+          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+          metadata: { order_id: input.orderId, checkout_workflow_id: wf, generation },
+        });
+      }
+      await waitForStatus(
+        h,
+        input.orderId,
+        (s) => s.needsAttention?.reason === 'multiple_successful_payments',
+      );
+      await assert.rejects(
+        cancelCheckout(h.client, input.orderId, { actor: 'customer:web', reason: 'close it' }),
+        (err: Error & { cause?: Error }) =>
+          /more than one payment succeeded for this order .*a cancel cannot undo them/.test(
+            `${err.message} ${err.cause?.message ?? ''}`,
+          ),
+      );
+      await resolveCheckout(h.client, input.orderId, {
+        actor: 'ops:ann',
+        reason: 'both refunded through their cases',
+        outcome: 'abandon',
+      });
+      const result = await answered(
+        getCheckoutHandle(h.client, input.orderId).result(),
+        30_000,
+        'the result',
+      );
+      assert.equal(result.outcome, 'canceled');
+    });
+    assert.equal(successfulCharges(h, input.orderId), 2);
   });
 
   it('spaces a parked checkout’s own re-reads out, doubling up to an hour (the webhook is the fast path)', function () {
