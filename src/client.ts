@@ -229,13 +229,8 @@ export async function startCheckout(
 function compareTerms(description: WorkflowExecutionDescription, ours: CheckoutTerms): string[] {
   const raw = description.memo?.terms;
   if (typeof raw !== 'object' || raw === null) return ['terms missing on the existing checkout'];
-  const theirs = raw as Partial<Record<keyof CheckoutTerms, unknown>> & { mode?: unknown };
-  const differences: string[] = (Object.keys(ours) as (keyof CheckoutTerms)[]).filter(
-    (k) => theirs[k] !== ours[k],
-  );
-  // The order is paid on Stripe's page, not by this card: the same amount is still another checkout.
-  if (theirs.mode === 'hosted') differences.push('mode');
-  return differences;
+  const theirs = raw as Partial<Record<keyof CheckoutTerms, unknown>>;
+  return (Object.keys(ours) as (keyof CheckoutTerms)[]).filter((k) => theirs[k] !== ours[k]);
 }
 
 /**

@@ -95,27 +95,6 @@ describe('HTTP intake: hosted checkouts', function () {
     });
   });
 
-  it('answers 409 naming the mode to a card start with the same terms as the order’s hosted checkout', async function () {
-    const hosted = hostedBody(this.test?.title ?? 'card after hosted');
-    assert.equal((await post(hosted)).statusCode, 201);
-    const card = {
-      ...orderInput(f, 'unused', 'pm_card_visa'),
-      orderId: hosted.orderId,
-      amount: hosted.amount,
-      currency: hosted.currency,
-      customerId: hosted.customerId,
-      provision: hosted.provision,
-    };
-    const answer = await post(card);
-    assert.equal(answer.statusCode, 409, answer.body);
-    assert.ok(
-      answer.json<ErrorJson>().error.fields?.some((p) => p.field === 'mode'),
-      answer.body,
-    );
-    const status = await app.inject({ method: 'GET', url: `/v1/checkouts/${String(hosted.orderId)}` });
-    assert.equal(status.json<CheckoutStatus>().mode, 'hosted');
-  });
-
   it('answers 409 naming the mode when the order already has a card checkout, and leaves that checkout alone', async function () {
     const card = orderInput(f, this.test?.title ?? 'hosted after card', 'pm_card_threeDSecure2Required');
     assert.equal((await post(card)).statusCode, 201);
