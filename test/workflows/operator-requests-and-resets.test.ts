@@ -24,6 +24,7 @@ import {
   retryPaymentUpdate,
   stripeEventSignal,
   type CheckoutResult,
+  type CheckoutState,
 } from '../../src/workflows/definitions';
 import {
   SwitchableProvisioner,
@@ -51,64 +52,64 @@ describe('checkout workflow: operator requests while busy, and resets', function
     h.emulator.control.configure({ searchLagSeconds: 0 });
   });
 
-  it('answers a cancel that reached the confirm too late: refused, the order completes and the workflow closes', async function () {
-    const { input, taskQueue } = newOrder(h, 'cancel during confirm');
+  /**
+   * Starts a checkout whose `step` request Stripe holds for 1.5 s, has the customer cancel while
+   * the checkout is in `state`, and returns the cancel's answer and the checkout's result.
+   */
+  async function cancelDuring(title: string, step: 'create' | 'confirm', state: CheckoutState) {
+    const { input, taskQueue } = newOrder(h, title);
     const wf = checkoutWorkflowId(input.orderId);
     h.emulator.control.addFault({
       fault: 'slow',
-      idempotencyKey: paymentIdempotencyKey(wf, 1, 'confirm'),
+      idempotencyKey: paymentIdempotencyKey(wf, 1, step),
       delayMs: 1_500,
       times: 1,
     });
-    await h.withWorker(taskQueue, async () => {
+    return h.withWorker(taskQueue, async () => {
       const { handle } = await startCheckout(h.client, input, { taskQueue });
-      await waitForStatus(h, input.orderId, inState('confirming_payment'));
+      await waitForStatus(h, input.orderId, inState(state));
       const cancel = await handle.startUpdate(cancelUpdate, {
         args: [{ actor: 'customer:web', reason: 'changed my mind' }],
         waitForStage: WorkflowUpdateStage.ACCEPTED,
       });
       const answer = await answered(cancel.result(), 30_000, 'the cancel');
-      assert.ok(
-        answer.audit.some(
-          (a) => a.action === 'cancel_refused' && a.reason.startsWith('customer:web: the payment succeeded'),
-        ),
-        JSON.stringify(answer.audit),
-      );
       const result = await answered(handle.result(), 30_000, 'the result');
-      assert.equal(result.outcome, 'completed');
+      return { orderId: input.orderId, wf, answer, result };
     });
-    assert.equal(successfulCharges(h, input.orderId), 1);
-    assert.equal(await provisionedCount(h, input.orderId), 1);
+  }
+
+  it('answers a cancel that reached the confirm too late: refused, the order completes and the workflow closes', async function () {
+    const { orderId, wf, answer, result } = await cancelDuring(
+      'cancel during confirm',
+      'confirm',
+      'confirming_payment',
+    );
+    assert.ok(
+      answer.audit.some(
+        (a) => a.action === 'cancel_refused' && a.reason.startsWith('customer:web: the payment succeeded'),
+      ),
+      JSON.stringify(answer.audit),
+    );
+    assert.equal(result.outcome, 'completed');
+    assert.equal(successfulCharges(h, orderId), 1);
+    assert.equal(await provisionedCount(h, orderId), 1);
     await recordHistory(h, wf, 'cancel-during-confirm-refused');
   });
 
   it('honours a cancel taken while the create was in flight: nothing is confirmed or charged', async function () {
-    const { input, taskQueue } = newOrder(h, 'cancel during create');
-    const wf = checkoutWorkflowId(input.orderId);
-    h.emulator.control.addFault({
-      fault: 'slow',
-      idempotencyKey: paymentIdempotencyKey(wf, 1, 'create'),
-      delayMs: 1_500,
-      times: 1,
-    });
-    await h.withWorker(taskQueue, async () => {
-      const { handle } = await startCheckout(h.client, input, { taskQueue });
-      await waitForStatus(h, input.orderId, inState('creating_payment'));
-      const cancel = await handle.startUpdate(cancelUpdate, {
-        args: [{ actor: 'customer:web', reason: 'changed my mind' }],
-        waitForStage: WorkflowUpdateStage.ACCEPTED,
-      });
-      const answer = await answered(cancel.result(), 30_000, 'the cancel');
-      assert.equal(answer.state, 'canceled');
-      const result = await handle.result();
-      assert.equal(result.outcome, 'canceled');
-    });
-    assert.equal(successfulCharges(h, input.orderId), 0);
+    const { orderId, wf, answer, result } = await cancelDuring(
+      'cancel during create',
+      'create',
+      'creating_payment',
+    );
+    assert.equal(answer.state, 'canceled');
+    assert.equal(result.outcome, 'canceled');
+    assert.equal(successfulCharges(h, orderId), 0);
     assert.deepEqual(
-      paymentIntentsFor(h, input.orderId).map((p) => p.status),
+      paymentIntentsFor(h, orderId).map((p) => p.status),
       ['canceled'],
     );
-    assert.equal(await provisionedCount(h, input.orderId), 0);
+    assert.equal(await provisionedCount(h, orderId), 0);
     await recordHistory(h, wf, 'cancel-during-create');
   });
 
