@@ -50,6 +50,7 @@ import {
   checkoutWorkflowId,
   checkoutWorkflowType,
   hostedCheckoutWorkflowType,
+  orderIdProblems,
   resolveUpdate,
   retryPaymentUpdate,
   statusQuery,
@@ -600,14 +601,10 @@ export interface RefundCheckoutOptions {
   readonly refundsOptions?: RefundsOptions;
 }
 
-const ORDER_ID_SHAPE = /^[A-Za-z0-9_-]{1,200}$/;
-
-function checkOrderId(orderId: string): void {
-  if (!ORDER_ID_SHAPE.test(orderId)) {
-    throw new InvalidCheckoutInputError([
-      'orderId: must be letters, digits, "_" or "-", at most 200 characters',
-    ]);
-  }
+/** Refuses an order id no checkout can have (`InvalidCheckoutInputError`), before anything is sent. */
+export function checkOrderId(orderId: string): void {
+  const problems = orderIdProblems(orderId);
+  if (problems.length > 0) throw new InvalidCheckoutInputError(problems);
 }
 
 /** An update that could not reach the open checkout because it is completing or has completed. */

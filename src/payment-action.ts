@@ -21,8 +21,8 @@
  */
 import type { Client } from '@temporalio/client';
 import type Stripe from 'stripe';
-import { InvalidCheckoutInputError, getCheckoutStatus } from './client';
-import { ORDER_ID_MAX_LENGTH, type CheckoutState } from './workflows/definitions';
+import { checkOrderId, getCheckoutStatus } from './client';
+import type { CheckoutState } from './workflows/definitions';
 
 /** What the merchant's frontend hands to Stripe.js (or follows) so the customer can authenticate. */
 export interface PaymentAction {
@@ -71,17 +71,7 @@ export class PaymentActionStripeError extends Error {
   }
 }
 
-const ORDER_ID_SHAPE = new RegExp(`^[A-Za-z0-9_-]{1,${ORDER_ID_MAX_LENGTH}}$`);
 const WAITING_FOR_CUSTOMER: CheckoutState = 'awaiting_customer_action';
-
-/** The same rule (and message) the client applies to an order id in a path. */
-export function checkPaymentActionOrderId(orderId: string): void {
-  if (!ORDER_ID_SHAPE.test(orderId)) {
-    throw new InvalidCheckoutInputError([
-      `orderId: must be letters, digits, "_" or "-", at most ${ORDER_ID_MAX_LENGTH} characters`,
-    ]);
-  }
-}
 
 function stripeFailure(err: unknown): PaymentActionStripeError {
   const e = (typeof err === 'object' && err !== null ? err : {}) as {
@@ -116,7 +106,7 @@ export async function getPaymentAction(
   stripe: Stripe,
   orderId: string,
 ): Promise<PaymentAction> {
-  checkPaymentActionOrderId(orderId);
+  checkOrderId(orderId);
   const status = await getCheckoutStatus(client, orderId);
   if (status.mode === 'hosted') {
     throw new NoPaymentActionError(

@@ -68,6 +68,7 @@ import {
   RECONCILER_FINDING_KINDS,
   validateCaseResolveRequest,
   validateCancelRequest,
+  orderIdProblems,
   validateCheckoutInput,
   validateHostedCheckoutInput,
   validateRefundRequest,
@@ -295,10 +296,8 @@ function integer(problems: string[], flag: string, value: string | undefined): n
  * An ORDER_ID argument checked with the intake's own rule (the order id of `validateCheckoutInput`),
  * so an id no checkout can have is refused here, naming the rule, instead of being looked up.
  */
-function orderIdProblems(orderId: string): string[] {
-  const v = validateCheckoutInput({ orderId });
-  const problems = v.ok ? [] : v.problems.filter((p) => p.startsWith('orderId: '));
-  return problems.map((p) => `ORDER_ID: ${p.slice('orderId: '.length)}`);
+function orderIdArgumentProblems(orderId: string): string[] {
+  return orderIdProblems(orderId).map((p) => `ORDER_ID: ${p.slice('orderId: '.length)}`);
 }
 
 /** Parses argv (without `node script`) into a command, or throws `UsageError` naming every problem. */
@@ -329,7 +328,7 @@ export function parseCommand(argv: readonly string[]): Command {
     );
   }
   if (takesOrderId && orderId !== undefined && name !== 'resolve-case')
-    problems.push(...orderIdProblems(orderId));
+    problems.push(...orderIdArgumentProblems(orderId));
   const extra = takesOrderId ? rest.slice(1) : rest;
   if (extra.length > 0) problems.push(`unexpected argument(s): ${extra.join(' ')}`);
 

@@ -144,6 +144,16 @@ function checkString(
   return v;
 }
 
+/**
+ * The problems with an order id on its own (a URL path, a CLI argument), by the rule
+ * `validateCheckoutInput` applies to it: `orderId: …`, or none.
+ */
+export function orderIdProblems(orderId: unknown): string[] {
+  const problems: string[] = [];
+  checkString(problems, 'orderId', orderId, ORDER_ID_RE, 'letters, digits, "_" or "-"', ORDER_ID_MAX_LENGTH);
+  return problems;
+}
+
 function checkInt(problems: string[], field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
     problems.push(`${field}: must be an integer from ${min} to ${max}`);
