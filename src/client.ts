@@ -96,7 +96,7 @@ import type { hostedCheckout } from './workflows/hosted-checkout';
 import {
   HOSTED_TERMS_CONFLICT,
   hostedTermsDifferences,
-  hostedTermsOf as hostedTermsFromInput,
+  hostedTermsOf,
   type HostedCheckoutTerms,
 } from './workflows/hosted-terms';
 
@@ -243,8 +243,8 @@ interface HostedCheckoutMemoTerms extends HostedCheckoutTerms {
   readonly mode: 'hosted';
 }
 
-function hostedTermsOf(input: HostedCheckoutInput): HostedCheckoutMemoTerms {
-  return { ...hostedTermsFromInput(input), mode: 'hosted' };
+function hostedMemoTermsOf(input: HostedCheckoutInput): HostedCheckoutMemoTerms {
+  return { ...hostedTermsOf(input), mode: 'hosted' };
 }
 
 /** The fields in which an existing checkout's memo differs from a hosted start's terms. */
@@ -323,7 +323,7 @@ export async function startHostedCheckout(
 ): Promise<StartedHostedCheckout> {
   const checked = valid(validateHostedCheckoutInput(input));
   const workflowId = checkoutWorkflowId(checked.orderId);
-  const terms = hostedTermsOf(checked);
+  const terms = hostedMemoTermsOf(checked);
   const before = await describeIfExists(client, workflowId);
   if (before) {
     const differences = hostedMemoDifferences(before, terms);
