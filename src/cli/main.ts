@@ -293,8 +293,8 @@ function integer(problems: string[], flag: string, value: string | undefined): n
 }
 
 /**
- * An ORDER_ID argument checked with the intake's own rule (the order id of `validateCheckoutInput`),
- * so an id no checkout can have is refused here, naming the rule, instead of being looked up.
+ * An ORDER_ID argument checked with the intake's own rule (`orderIdProblems`), so an id no checkout
+ * can have is refused here, naming the rule, instead of being looked up.
  */
 function orderIdArgumentProblems(orderId: string): string[] {
   return orderIdProblems(orderId).map((p) => `ORDER_ID: ${p.slice('orderId: '.length)}`);

@@ -5,8 +5,8 @@
  * `INSERT … ON CONFLICT DO NOTHING` followed by a read of the row, in one immediate transaction, so
  * two processes sharing the file (a worker and its replacement, or two workers starting together)
  * still grant once. The same transaction revokes the row if a full refund is already recorded, so a
- * grant that arrives after the refund (recording takes the same lock) never stands. WAL and a busy timeout let them share it. Semantics are the `Provisioner`
- * contract in ./index.ts.
+ * grant that arrives after the refund (recording takes the same lock) never stands. WAL and a busy
+ * timeout let them share it. Semantics are the `Provisioner` contract in ./index.ts.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
