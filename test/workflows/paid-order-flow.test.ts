@@ -25,6 +25,7 @@ import {
   FAST_OPTIONS,
   SwitchableProvisioner,
   answered,
+  causeMessages,
   newOrder,
   rejectsWithCause,
   suiteHarness,
@@ -39,12 +40,6 @@ function settle<T>(p: Promise<T>): Promise<Settled<T>> {
     (value) => ({ ok: true as const, value }),
     (error: unknown) => ({ ok: false as const, error }),
   );
-}
-
-function causeMessages(err: unknown): string {
-  const messages: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message);
-  return messages.join(' <- ');
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -33,6 +33,7 @@ import {
 } from '../../src/workflows/definitions';
 import {
   SwitchableProvisioner,
+  causeChain,
   FAST_OPTIONS,
   newOrder,
   recordHistory,
@@ -198,8 +199,7 @@ describe('refunds and the provisioning grace period', function () {
         assert.equal(waiters.filter((w) => w.status === 'fulfilled').length, 1);
         const refused = waiters.find((w) => w.status === 'rejected');
         assert.ok(refused?.status === 'rejected');
-        const messages: string[] = [];
-        for (let e: unknown = refused.reason; e instanceof Error; e = e.cause) messages.push(e.message);
+        const messages = causeChain(refused.reason);
         assert.ok(
           messages.some((m) => /amount: 1500 is more than the 700 usd left to refund/.test(m)),
           `refused by the handler on its turn, not by Stripe: ${messages.join(' <- ')}`,

@@ -70,6 +70,18 @@ function installQuietRuntime(): void {
   }
 }
 
+/** The messages along an error's cause chain, outermost first. */
+export function causeChain(err: unknown): string[] {
+  const messages: string[] = [];
+  for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message);
+  return messages;
+}
+
+/** The cause chain's messages on one line, for assertion messages. */
+export function causeMessages(err: unknown): string {
+  return causeChain(err).join(' <- ');
+}
+
 /** Asserts that `promise` rejects with an error whose message, or a cause's, matches `re`. */
 export async function rejectsWithCause(promise: Promise<unknown>, re: RegExp): Promise<void> {
   await promise.then(
@@ -77,8 +89,7 @@ export async function rejectsWithCause(promise: Promise<unknown>, re: RegExp): P
       throw new Error(`expected a rejection matching ${String(re)}`);
     },
     (err: unknown) => {
-      const messages: string[] = [];
-      for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message);
+      const messages = causeChain(err);
       if (!messages.some((m) => re.test(m))) {
         throw new Error(`no message in the cause chain matches ${String(re)}: ${messages.join(' <- ')}`);
       }
