@@ -3,13 +3,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { waitForCheckoutResult } from '../../src/client';
+import { getCheckoutStatus, waitForCheckoutResult } from '../../src/client';
 import { loadConfig } from '../../src/config';
+import type { PaymentAction } from '../../src/payment-action';
 import { PortsInUseError, StackStartStoppedError, startStack, type Stack } from '../../src/stack/stack';
+import { createStripeClient } from '../../src/stripe/client';
 import { freePort } from '../../src/temporal/dev-server';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
 import { testTemporal, uniqueName } from '../support/temporal';
 import { closeIfStarted, devServersOnPort, processGroupAlive, waitFor } from '../support/processes';
+import { authenticateLikeStripeJs } from '../http/stripe-js';
 import { runEntryPoint, signalOnceWhen } from './run-entry-point';
 
 function listen(port = 0): Promise<Server> {
@@ -74,8 +77,9 @@ describe('stack', function () {
       assert.equal(stack.config.stripe.webhookSecrets.length, 1);
     });
 
-    it('takes a checkout through the intake to paid and provisioned, charging once', async () => {
-      const orderId = `stack-${Date.now().toString(36)}`;
+    /** POSTs a card checkout to the stack's intake, as a service would; its order id. */
+    async function postCheckout(prefix: string, paymentMethodId: string): Promise<string> {
+      const orderId = `${prefix}-${Date.now().toString(36)}`;
       const res = await fetch(`${stack.httpUrl ?? ''}/v1/checkouts`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -84,11 +88,16 @@ describe('stack', function () {
           amount: 1999,
           currency: 'usd',
           customerId: stack.stripe.exampleCustomerId,
-          paymentMethodId: 'pm_card_visa',
+          paymentMethodId,
           provision: { sku: 'pro-plan', quantity: 1 },
         }),
       });
       assert.equal(res.status, 201, await res.text());
+      return orderId;
+    }
+
+    it('takes a checkout through the intake to paid and provisioned, charging once', async () => {
+      const orderId = await postCheckout('stack', 'pm_card_visa');
       const result = await waitForCheckoutResult(stack.temporal.client, orderId);
       assert.equal(result.outcome, 'completed');
       const charges = stack.stripe.emulator?.control
@@ -100,6 +109,37 @@ describe('stack', function () {
         stack.workflowUrl(checkoutWorkflowId(orderId)),
         `${stack.temporal.uiUrl ?? ''}/namespaces/default/workflows/${checkoutWorkflowId(orderId)}`,
       );
+    });
+
+    // What `npm start` runs: the intake reads payment actions with the stack's own Stripe client.
+    it('hands the customer the 3-D Secure payment action, and their authentication completes the checkout', async () => {
+      const orderId = await postCheckout('stack-3ds', 'pm_card_threeDSecure2Required');
+      const deadline = Date.now() + 20_000;
+      while ((await getCheckoutStatus(stack.temporal.client, orderId)).state !== 'awaiting_customer_action') {
+        assert.ok(Date.now() < deadline, 'the checkout waits for the customer');
+        await new Promise((r) => setTimeout(r, 150));
+      }
+
+      const res = await fetch(`${stack.httpUrl ?? ''}/v1/checkouts/${orderId}/payment-action`);
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      const action = JSON.parse(text) as PaymentAction;
+      assert.equal(action.status, 'requires_action');
+      assert.equal(action.nextAction.type, 'use_stripe_sdk');
+      assert.match(action.clientSecret, new RegExp(`^${action.paymentIntentId}_secret_`));
+
+      const emulator = stack.stripe.emulator;
+      assert.ok(emulator);
+      const stripe = createStripeClient({
+        secretKey: 'sk_test_paymentActionStack',
+        timeoutMs: 5_000,
+        apiBase: { host: emulator.host, port: emulator.port, protocol: 'http' },
+      });
+      await authenticateLikeStripeJs(stripe, action.clientSecret);
+      // The checkout learns of it from the emulator's signed webhook to the intake, or its own polling.
+      const result = await waitForCheckoutResult(stack.temporal.client, orderId);
+      assert.equal(result.outcome, 'completed');
     });
 
     it('has the emulator deliver its signed webhooks to the intake, which accepts them', async () => {
