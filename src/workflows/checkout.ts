@@ -41,12 +41,10 @@
  */
 import {
   ApplicationFailure,
-  CancellationScope,
   condition,
   log,
   patched,
   setHandler,
-  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -409,53 +407,28 @@ class Checkout {
   private async waitForPayment(initial: PaymentIntentSnapshot): Promise<Outcome> {
     let pi = initial;
     const deadline = Date.now() + this.opts.paymentActionTimeoutMs;
-    // The deadline is a timer of its own, so whether it has passed is read from history. Comparing
-    // the clock with it was not replay-safe: a task lost with its worker (sticky queue timeout) had
-    // decided "not yet" on its own clock, and a replay of the task that replaced it, on that later
-    // task's clock, decided "passed" and expired instead (a nondeterminism error that stalled the
-    // checkout; chaos order s200-o17). Older runs keep the clock, hence the patch.
-    const deadlineTimer = patched('payment-deadline-timer');
-    let deadlinePassed = false;
-    const deadlineScope = new CancellationScope();
-    if (deadlineTimer) {
-      deadlineScope
-        .run(() => sleep(this.opts.paymentActionTimeoutMs))
-        .then(
-          () => {
-            deadlinePassed = true;
-          },
-          () => undefined, // canceled: the wait ended first
-        );
-    }
-    try {
-      let interval = this.opts.paymentPollIntervalMs;
-      for (;;) {
-        switch (pi.status) {
-          case 'requires_action':
-            this.setState('awaiting_customer_action', pi.id);
-            break;
-          case 'processing':
-            this.setState('awaiting_async_payment', pi.id);
-            break;
-        }
-        const left = deadline - Date.now();
-        if (deadlineTimer ? !deadlinePassed : left > 0) {
-          this.woken = false;
-          await condition(
-            () => this.woken || this.pendingCancel !== undefined || deadlinePassed,
-            deadlineTimer ? interval : Math.min(interval, left),
-          );
-          interval = Math.min(interval * 2, MAX_POLL_INTERVAL_MS);
-        }
-        if (this.pendingCancel) return await this.cancelUnpaid();
-        if (deadlineTimer ? deadlinePassed : Date.now() >= deadline) return await this.expire(pi.id);
-        pi = (await this.read(pi.id)) ?? pi;
-        this.adopt(pi);
-        const outcome = this.settled(pi);
-        if (outcome !== undefined) return outcome;
+    let interval = this.opts.paymentPollIntervalMs;
+    for (;;) {
+      switch (pi.status) {
+        case 'requires_action':
+          this.setState('awaiting_customer_action', pi.id);
+          break;
+        case 'processing':
+          this.setState('awaiting_async_payment', pi.id);
+          break;
       }
-    } finally {
-      if (deadlineTimer && !deadlinePassed) deadlineScope.cancel();
+      const left = deadline - Date.now();
+      if (left > 0) {
+        this.woken = false;
+        await condition(() => this.woken || this.pendingCancel !== undefined, Math.min(interval, left));
+        interval = Math.min(interval * 2, MAX_POLL_INTERVAL_MS);
+      }
+      if (this.pendingCancel) return this.cancelUnpaid();
+      if (Date.now() >= deadline) return this.expire(pi.id);
+      pi = (await this.read(pi.id)) ?? pi;
+      this.adopt(pi);
+      const outcome = this.settled(pi);
+      if (outcome !== undefined) return outcome;
     }
   }
 
