@@ -64,6 +64,7 @@ import {
   writeBudgetLeft,
   rejectInvalid,
   CheckoutStateChanges,
+  Deadline,
   whenHandlersFinished,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
@@ -103,6 +104,12 @@ import {
   type StripeEventNotice,
   type StripeWriteStep,
 } from './definitions';
+
+/**
+ * Patch (docs/changing-workflows.md): the 3-D Secure and asynchronous-payment wait's deadline is a
+ * timer (common.ts, `Deadline`), not a comparison of the clock with it.
+ */
+const PAYMENT_DEADLINE_TIMER = 'payment-deadline-timer';
 
 const DEFAULTS = {
   paymentActionTimeoutMs: 1 * HOUR,
@@ -406,7 +413,8 @@ class Checkout {
   /** 3-D Secure or an asynchronous method: waits (polling, or woken by a webhook) until it settles. */
   private async waitForPayment(initial: PaymentIntentSnapshot): Promise<Outcome> {
     let pi = initial;
-    const deadline = Date.now() + this.opts.paymentActionTimeoutMs;
+    // A timer decides the deadline (common.ts, `Deadline`); runs recorded before it keep the clock.
+    const deadline = new Deadline(this.opts.paymentActionTimeoutMs, patched(PAYMENT_DEADLINE_TIMER));
     let interval = this.opts.paymentPollIntervalMs;
     for (;;) {
       switch (pi.status) {
@@ -417,18 +425,24 @@ class Checkout {
           this.setState('awaiting_async_payment', pi.id);
           break;
       }
-      const left = deadline - Date.now();
-      if (left > 0) {
+      const wait = deadline.pollMs(interval);
+      if (wait !== undefined) {
         this.woken = false;
-        await condition(() => this.woken || this.pendingCancel !== undefined, Math.min(interval, left));
+        await condition(() => this.woken || this.pendingCancel !== undefined || deadline.timerFired, wait);
         interval = Math.min(interval * 2, MAX_POLL_INTERVAL_MS);
       }
-      if (this.pendingCancel) return this.cancelUnpaid();
-      if (Date.now() >= deadline) return this.expire(pi.id);
+      if (this.pendingCancel) {
+        deadline.stop();
+        return this.cancelUnpaid();
+      }
+      if (deadline.passed) return this.expire(pi.id);
       pi = (await this.read(pi.id)) ?? pi;
       this.adopt(pi);
       const outcome = this.settled(pi);
-      if (outcome !== undefined) return outcome;
+      if (outcome !== undefined) {
+        deadline.stop();
+        return outcome;
+      }
     }
   }
 

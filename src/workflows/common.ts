@@ -6,11 +6,13 @@
 import type { MetricCounter, SearchAttributeUpdatePair } from '@temporalio/common';
 import {
   ApplicationFailure,
+  CancellationScope,
   TimeoutFailure,
   allHandlersFinished,
   condition,
   metricMeter,
   proxyActivities,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
@@ -154,6 +156,75 @@ export function stripeReadActivities(stripeCallTimeoutMs: number, summary: strin
     retry: ACTIVITY_RETRY,
     summary,
   });
+}
+
+/**
+ * A deadline a workflow waits against, decided by history: a timer of its own, so "has it passed?"
+ * is whether that timer has fired, the same answer live and on every replay.
+ *
+ * Comparing `Date.now()` with the deadline was not replay-safe. Workflow time is the start time of
+ * the workflow task that runs the code, and the task that decides is not always the task that
+ * history keeps: the fresh-clone CI's chaos run stalled on orders `s200-o17` and `s200-o119` with
+ * "Activity type of scheduled event 'getPaymentIntent' does not match activity type of activity
+ * command 'cancelPaymentIntent'", a poll that had decided "not yet, read Stripe" on one task's clock
+ * replayed on a later task's clock, past the deadline, as "expire". Timers are events; clocks are not.
+ *
+ * `timer` false keeps the clock, exactly as before, for runs recorded without the timer (the caller
+ * decides that with `patched()`, see docs/changing-workflows.md): their histories replay the
+ * commands they recorded.
+ */
+export class Deadline {
+  /** Epoch ms, workflow time: for what the checkout shows, never for a decision. */
+  readonly atMs: number;
+  private fired = false;
+  private readonly scope: CancellationScope | undefined;
+
+  constructor(ms: number, timer: boolean) {
+    this.atMs = Date.now() + ms;
+    if (!timer) return;
+    this.scope = new CancellationScope();
+    this.scope
+      .run(() => sleep(ms))
+      .then(
+        () => {
+          this.fired = true;
+        },
+        () => undefined, // stopped: the wait ended first
+      );
+  }
+
+  /** Whether a timer decides this deadline (false: the clock, for runs recorded without it). */
+  get timed(): boolean {
+    return this.scope !== undefined;
+  }
+
+  /** Whether the deadline has passed: its timer has fired (on the clock for runs without it). */
+  get passed(): boolean {
+    return this.scope ? this.fired : Date.now() >= this.atMs;
+  }
+
+  /**
+   * For a wait's predicate, so the timer ends the wait. Never the clock: a predicate that read the
+   * clock would end a wait of a run without the timer where its history's timer did not.
+   */
+  get timerFired(): boolean {
+    return this.fired;
+  }
+
+  /**
+   * How long the next poll may wait, or undefined when the deadline has passed and it must not wait.
+   * With the timer, the interval (the timer ends the wait); on the clock, at most what is left.
+   */
+  pollMs(intervalMs: number): number | undefined {
+    if (this.scope) return this.fired ? undefined : intervalMs;
+    const left = this.atMs - Date.now();
+    return left > 0 ? Math.min(intervalMs, left) : undefined;
+  }
+
+  /** The wait ended before the deadline: cancel the timer, whose firing would only wake the run. */
+  stop(): void {
+    if (this.scope && !this.fired) this.scope.cancel();
+  }
 }
 
 /** An update validator's structural check: throwing rejects the update with every problem named. */

@@ -97,6 +97,7 @@ import {
   writeBudgetLeft,
   rejectInvalid,
   CheckoutStateChanges,
+  Deadline,
   whenHandlersFinished,
 } from './common';
 import { PROVISIONING_DEFAULTS, PaidOrderFlow } from './provisioning-flow';
@@ -127,10 +128,13 @@ const EXPIRES_AT_MAX_MS = 23 * HOUR;
  * like a settling bank debit, bounded by `asyncPaymentTimeoutMs`, instead of being read again at
  * once (which, past the deadline, looped without a timer). `PARKED_REREADS`: a parked checkout
  * re-reads Stripe when a webhook names it, and on its own every `reconcileIntervalMs` while money
- * may still move, so a payment that lands while parked is provisioned.
+ * may still move, so a payment that lands while parked is provisioned. `DEADLINE_TIMERS`: the
+ * session's and the settling payment's deadlines are timers, not comparisons of the clock with them
+ * (common.ts, `Deadline`).
  */
 const UNSETTLED_WAITS = 'hosted-unsettled-waits';
 const PARKED_REREADS = 'hosted-parked-rereads';
+const DEADLINE_TIMERS = 'hosted-deadline-timers';
 /** PaymentIntent statuses from which money may still move without anyone acting. */
 const MAY_STILL_SETTLE: readonly string[] = ['processing', 'requires_action'];
 
@@ -170,8 +174,10 @@ class HostedCheckout {
   private session: CheckoutSessionSnapshot | undefined;
   /** The hosted page's address as created; the session's own `url` turns null once it closes. */
   private sessionUrl: string | null = null;
-  private sessionDeadline = 0;
-  private asyncDeadline = 0;
+  /** The open session's deadline, from its creation; undefined before (treated as passed). */
+  private sessionDeadline: Deadline | undefined;
+  /** The settling payment's deadline, from when it began settling; undefined before. */
+  private asyncDeadline: Deadline | undefined;
   private paymentIntent: PaymentIntentSnapshot | undefined;
   private readonly paymentIntentIds: string[] = [];
   private decline: Decline | undefined;
@@ -222,6 +228,11 @@ class HostedCheckout {
     outcome ??= await this.createSession();
     for (;;) {
       outcome ??= await this.waitForPayment();
+      if (outcome !== 'needs_attention') {
+        // The wait is over for good: a deadline timer still pending would only wake the run.
+        this.sessionDeadline?.stop();
+        this.asyncDeadline?.stop();
+      }
       switch (outcome) {
         case 'paid':
           return this.provision();
@@ -328,7 +339,8 @@ class HostedCheckout {
         params: this.sessionParams(),
       });
       this.sessionUrl = session.url;
-      this.sessionDeadline = Date.now() + this.opts.sessionTimeoutMs;
+      this.sessionDeadline?.stop();
+      this.sessionDeadline = this.deadline(this.opts.sessionTimeoutMs);
       this.adoptSession(session);
       this.clearAttention();
       const reading = await this.fromSession(session);
@@ -441,9 +453,18 @@ class HostedCheckout {
     }
   }
 
+  /**
+   * A deadline the flow waits against: a timer (common.ts, `Deadline`) in runs that recorded
+   * `DEADLINE_TIMERS`, the clock in runs from before it.
+   */
+  private deadline(ms: number): Deadline {
+    return new Deadline(ms, patched(DEADLINE_TIMERS));
+  }
+
   private enterAsync(): void {
     if (this.state === 'awaiting_async_payment') return;
-    this.asyncDeadline = Date.now() + this.opts.asyncPaymentTimeoutMs;
+    this.asyncDeadline?.stop();
+    this.asyncDeadline = this.deadline(this.opts.asyncPaymentTimeoutMs);
     this.setState(
       'awaiting_async_payment',
       `${this.paymentIntent?.id ?? 'the PaymentIntent'} is ${this.paymentIntent?.status ?? 'unread'}`,
@@ -464,12 +485,12 @@ class HostedCheckout {
       }
       const settling = this.state === 'awaiting_async_payment';
       const deadline = settling ? this.asyncDeadline : this.sessionDeadline;
-      const left = deadline - Date.now();
+      const wait = deadline?.pollMs(interval);
       // Money may be in flight while a bank debit settles: only an open session can be canceled.
       const cancelable = (): boolean => !settling && this.pendingCancel !== undefined;
-      if (left > 0 && !cancelable()) {
+      if (wait !== undefined && !cancelable()) {
         this.woken = false;
-        await condition(() => this.woken || cancelable(), Math.min(interval, left));
+        await condition(() => this.woken || cancelable() || deadline?.timerFired === true, wait);
         interval = Math.min(interval * 2, MAX_POLL_INTERVAL_MS);
       }
       if (cancelable()) {
@@ -477,7 +498,7 @@ class HostedCheckout {
         if (next !== undefined) return next;
         continue;
       }
-      if (Date.now() >= deadline) {
+      if (deadline?.passed ?? true) {
         if (settling) {
           return this.park(
             'unexpected_payment_state',

@@ -34,6 +34,7 @@ import {
   ApplicationFailure,
   TimeoutFailure,
   condition,
+  patched,
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
@@ -55,8 +56,14 @@ import {
   type ResolveRequest,
   type RetryProvisioningRequest,
 } from './definitions';
-import { ACTIVITY_RETRY as RETRY, HOUR, errorMessage } from './common';
+import { ACTIVITY_RETRY as RETRY, Deadline, HOUR, errorMessage } from './common';
 import { RefundLedger } from './refund-ledger';
+
+/**
+ * Patch (docs/changing-workflows.md): the grace's deadline is a timer, not a comparison of the clock
+ * with it (common.ts, `Deadline`).
+ */
+const GRACE_DEADLINE_TIMER = 'grace-deadline-timer';
 
 /** Production defaults of the options this flow reads. */
 export const PROVISIONING_DEFAULTS = {
@@ -212,40 +219,49 @@ export class PaidOrderFlow {
   /** Parks, waits out the grace (or an operator's decision), and refunds at the deadline. */
   private async graceAfterFailure(ledger: RefundLedger, why: string): Promise<'retry' | 'refunded'> {
     this.phase = 'failed';
-    const dueAtMs = Date.now() + this.opts.provisioningGraceMs;
-    const dueAt = new Date(dueAtMs).toISOString();
+    // A timer decides the deadline (common.ts, `Deadline`); runs recorded before it keep the clock.
+    const due = new Deadline(this.opts.provisioningGraceMs, patched(GRACE_DEADLINE_TIMER));
+    const dueAt = new Date(due.atMs).toISOString();
     this.automatic = { status: 'scheduled', dueAt };
     this.host.parkProvisioningFailed(
       `${why}; refunding in full at ${dueAt} unless an operator decides otherwise`,
     );
     this.host.record('workflow', 'automatic_refund_scheduled', `due at ${dueAt}`);
-    for (;;) {
-      const before = this.automatic;
-      const decided = (): boolean =>
-        this.pendingRetry !== undefined || ledger.full || this.automatic !== before;
-      if (this.automatic?.status === 'scheduled') {
-        const left = dueAtMs - Date.now();
-        if (left > 0) await condition(decided, left);
-      } else {
-        await condition(decided);
-      }
-      // A refund in progress settles first: it decides what is left.
-      await condition(() => !ledger.inFlight);
-      if (ledger.full) return 'refunded';
-      const retry = this.pendingRetry;
-      if (retry) {
-        this.pendingRetry = undefined;
-        this.automatic = undefined;
-        this.phase = 'provisioning';
-        this.host.clearAttention();
-        this.host.record(retry.actor, 'retry_provisioning', retry.reason);
-        this.host.setState('provisioning', `retry by ${retry.actor}`);
-        return 'retry';
-      }
-      if (this.automatic?.status === 'scheduled' && Date.now() >= dueAtMs) {
-        await this.refundAtDeadline(ledger);
+    try {
+      for (;;) {
+        const before = this.automatic;
+        const decided = (): boolean =>
+          this.pendingRetry !== undefined || ledger.full || this.automatic !== before;
+        if (this.automatic?.status !== 'scheduled') {
+          // Stopped (or done): no deadline any more, and the timer is canceled, not left to fire.
+          due.stop();
+          await condition(decided);
+        } else if (due.timed) {
+          await condition(() => decided() || due.timerFired);
+        } else {
+          const left = due.pollMs(this.opts.provisioningGraceMs);
+          if (left !== undefined) await condition(decided, left);
+        }
+        // A refund in progress settles first: it decides what is left.
+        await condition(() => !ledger.inFlight);
         if (ledger.full) return 'refunded';
+        const retry = this.pendingRetry;
+        if (retry) {
+          this.pendingRetry = undefined;
+          this.automatic = undefined;
+          this.phase = 'provisioning';
+          this.host.clearAttention();
+          this.host.record(retry.actor, 'retry_provisioning', retry.reason);
+          this.host.setState('provisioning', `retry by ${retry.actor}`);
+          return 'retry';
+        }
+        if (this.automatic?.status === 'scheduled' && due.passed) {
+          await this.refundAtDeadline(ledger);
+          if (ledger.full) return 'refunded';
+        }
       }
+    } finally {
+      due.stop();
     }
   }
 

@@ -8,23 +8,29 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { workerSinks } from '../../src/observability';
 import { checkoutWorkflowBundle } from '../../src/worker';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
-import { HISTORIES_DIR, historyFromFixture } from './support';
+import { HISTORIES_DIR, historyFromFixture, historyToFixture } from './support';
 
 const EXPECTED = [
   'cancel-during-confirm-refused',
   'cancel-during-create',
   'debit-settled-after-deadline',
+  'debit-settled-after-deadline-before-deadline-timers',
   'declined',
   'declined-then-retried',
   'expired',
+  'expired-before-deadline-timers',
   'hosted-expired',
+  'hosted-expired-before-deadline-timers',
   'hosted-paid',
   'hosted-paid-indexed-at-rest',
+  'hosted-paid-indexed-at-rest-before-deadline-timers',
   'hosted-parked-paid-on-webhook',
+  'hosted-parked-paid-on-webhook-before-deadline-timers',
   'idempotency-mismatch',
   'key-budget-spent',
   'lost-response-after-commit',
@@ -32,14 +38,58 @@ const EXPECTED = [
   'paid-indexed-at-rest',
   'past-24h-pruned-key',
   'provisioning-failed-refunded',
+  'provisioning-failed-refunded-before-deadline-timers',
   'provisioning-kept-refunded-in-part-retried',
+  'provisioning-kept-refunded-in-part-retried-before-deadline-timers',
   'reset-after-paid',
   'reset-search-failed',
   'stored-500-on-confirm',
   'three-d-secure',
+  'three-d-secure-before-deadline-timers',
   'three-d-secure-indexed-at-rest',
+  'three-d-secure-indexed-at-rest-before-deadline-timers',
   'worker-killed-during-confirm',
 ];
+
+/**
+ * Histories whose end a deadline decided: the 3-D Secure wait's, the hosted session's, the
+ * provisioning grace's. Recorded with the deadline timers (`Deadline`, src/workflows/common.ts), and,
+ * as `<name>-before-deadline-timers`, by the code that compared the clock with the deadline.
+ */
+const DEADLINE_DECIDED = ['expired', 'hosted-expired', 'provisioning-failed-refunded'];
+
+function loadFixture(name: string): temporal.api.history.v1.History {
+  return historyFromFixture(readFileSync(path.join(HISTORIES_DIR, `${name}.json`), 'utf8'));
+}
+
+/**
+ * The same history with every workflow task started at the moment the run started: workflow code
+ * reading `Date.now()` sees a clock that never moves, as a replay on another task's clock could.
+ */
+function clockStoppedAtStart(history: temporal.api.history.v1.IHistory): temporal.api.history.v1.History {
+  const copy = historyFromFixture(historyToFixture(history));
+  const start = copy.events[0]?.eventTime;
+  assert.ok(start, 'the first event has a time');
+  for (const event of copy.events) {
+    if (event.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED) {
+      event.eventTime = start;
+    }
+  }
+  return copy;
+}
+
+/** Replays each history; each one's error message, or undefined, in order. */
+async function replayAll(histories: temporal.api.history.v1.History[]): Promise<(string | undefined)[]> {
+  const workflowBundle = await checkoutWorkflowBundle();
+  const errors: (string | undefined)[] = [];
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle, sinks: workerSinks() },
+    histories.map((history) => ({ workflowId: workflowIdOf(history), history })),
+  )) {
+    errors.push(result.error?.message);
+  }
+  return errors;
+}
 
 /** The workflow checks its id against the order, so replay must use the recorded one. */
 function workflowIdOf(history: ReturnType<typeof historyFromFixture>): string {
@@ -77,5 +127,26 @@ describe('checkout workflow replay', function () {
     }
     assert.equal(replayed, EXPECTED.length);
     assert.deepEqual(failures, []);
+  });
+
+  it('decides each deadline by its timer: a run replays the same on a clock that never moved', async () => {
+    const timed = await replayAll(DEADLINE_DECIDED.map((name) => clockStoppedAtStart(loadFixture(name))));
+    assert.deepEqual(
+      timed,
+      DEADLINE_DECIDED.map(() => undefined),
+    );
+    // The runs recorded before the timers compared the clock: the same stopped clock takes each of
+    // them down another path than its history (what stalled chaos orders s200-o17 and s200-o119).
+    const clock = await replayAll(
+      DEADLINE_DECIDED.map((name) => clockStoppedAtStart(loadFixture(`${name}-before-deadline-timers`))),
+    );
+    assert.equal(clock.length, DEADLINE_DECIDED.length);
+    for (const [i, error] of clock.entries()) {
+      assert.match(
+        error ?? 'replayed',
+        /Nondeterminism/,
+        `${DEADLINE_DECIDED[i] ?? ''}-before-deadline-timers`,
+      );
+    }
   });
 });

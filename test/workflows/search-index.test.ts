@@ -71,6 +71,8 @@ describe('checkout search attributes', function () {
     assert.equal(result.outcome, 'completed');
     if (result.outcome !== 'completed') return;
     assert.deepEqual(await upserts(h.client, workflowId), [
+      // The wait's deadline is a timer behind a patch, and `patched()` indexes the patch ids.
+      { TemporalChangeVersion: 'payment-deadline-timer' },
       { CheckoutState: 'awaiting_customer_action', StripePaymentIntentId: result.paymentIntentId },
       // Authenticated: no longer waiting on the customer, working again (paid, provisioning).
       { CheckoutState: 'processing' },
