@@ -19,7 +19,6 @@ import { refundCheckout, resolveCheckout, startCheckout, waitForCheckoutResult }
 import { ProductMetric } from '../../src/observability';
 import { createStripeClient } from '../../src/stripe/client';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe-emulator';
-import { freePort } from '../../src/temporal/dev-server';
 import {
   checkoutWorkflowId,
   paymentIdempotencyKey,
@@ -27,6 +26,7 @@ import {
   type CheckoutOptions,
 } from '../../src/workflows/definitions';
 import { testTemporal, uniqueName } from '../support/temporal';
+import { unusedPort } from '../support/ports';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** A key the emulator accepts, recognisable anywhere it might leak. */
@@ -184,7 +184,7 @@ describe('worker process observability', function () {
 
   it('serves Temporal and product metrics on /metrics, and the product counters move during checkouts', async function () {
     const taskQueue = uniqueName(this.test?.title ?? 'metrics');
-    const port = await freePort();
+    const port = await unusedPort();
     const w = spawnWorker(
       workerEnv(taskQueue, {
         STRIPE_SECRET_KEY: CANARY_KEY,

@@ -8,12 +8,12 @@ import { loadConfig } from '../../src/config';
 import type { PaymentAction } from '../../src/payment-action';
 import { PortsInUseError, StackStartStoppedError, startStack, type Stack } from '../../src/stack/stack';
 import { createStripeClient } from '../../src/stripe/client';
-import { freePort } from '../../src/temporal/dev-server';
 import { checkoutWorkflowId } from '../../src/workflows/definitions';
 import { testTemporal, uniqueName } from '../support/temporal';
 import { closeIfStarted, devServersOnPort, processGroupAlive, waitFor } from '../support/processes';
 import { authenticateLikeStripeJs } from '../http/stripe-js';
 import { runEntryPoint, signalOnceWhen } from './run-entry-point';
+import { unusedPort } from '../support/ports';
 
 function listen(port = 0): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -36,10 +36,10 @@ async function isFree(port: number): Promise<boolean> {
 /** Free ports for everything `npm start` listens on, as the variables that set them. */
 async function freePorts(): Promise<Record<string, string>> {
   return {
-    HTTP_PORT: String(await freePort()),
-    TEMPORAL_EMBEDDED_PORT: String(await freePort()),
-    TEMPORAL_EMBEDDED_UI_PORT: String(await freePort()),
-    STRIPE_EMULATOR_PORT: String(await freePort()),
+    HTTP_PORT: String(await unusedPort()),
+    TEMPORAL_EMBEDDED_PORT: String(await unusedPort()),
+    TEMPORAL_EMBEDDED_UI_PORT: String(await unusedPort()),
+    STRIPE_EMULATOR_PORT: String(await unusedPort()),
   };
 }
 
@@ -225,8 +225,8 @@ describe('stack', function () {
         DATA_DIR: dataDir,
         HTTP_PORT: String(portOf(httpBlocker)),
         TEMPORAL_EMBEDDED_PORT: String(portOf(temporalBlocker)),
-        TEMPORAL_EMBEDDED_UI_PORT: String(await freePort()),
-        STRIPE_EMULATOR_PORT: String(await freePort()),
+        TEMPORAL_EMBEDDED_UI_PORT: String(await unusedPort()),
+        STRIPE_EMULATOR_PORT: String(await unusedPort()),
       });
       await assert.rejects(startStack(config), (err: unknown) => {
         assert.ok(err instanceof PortsInUseError);
@@ -306,10 +306,10 @@ describe('stack', function () {
       try {
         const env = {
           DATA_DIR: dataDir,
-          HTTP_PORT: String(await freePort()),
-          TEMPORAL_EMBEDDED_PORT: String(await freePort()),
-          TEMPORAL_EMBEDDED_UI_PORT: String(await freePort()),
-          STRIPE_EMULATOR_PORT: String(await freePort()),
+          HTTP_PORT: String(await unusedPort()),
+          TEMPORAL_EMBEDDED_PORT: String(await unusedPort()),
+          TEMPORAL_EMBEDDED_UI_PORT: String(await unusedPort()),
+          STRIPE_EMULATOR_PORT: String(await unusedPort()),
         };
         let signaled = false;
         const run = await runEntryPoint('src/stack/main.ts', env, 150_000, (stdout, kill) => {

@@ -10,11 +10,11 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import {
   DEFAULT_TEMPORAL_CLI_PATH,
   DevServerStartAbortedError,
-  freePort,
   startDevServer,
 } from '../../src/temporal/dev-server';
 import { closeIfStarted, devServersOnPort, waitFor } from '../support/processes';
 import { runEntryPoint } from '../stack/run-entry-point';
+import { unusedPort } from '../support/ports';
 
 describe('temporal dev server', () => {
   it('starts the pinned CLI and registers the checkout search attributes', async () => {
@@ -49,7 +49,7 @@ describe('temporal dev server on a SQLite file', () => {
 describe('temporal dev server start, stopped through its signal', () => {
   it('kills the server it spawned and rejects, leaving nothing running', async function () {
     this.timeout(120_000);
-    const port = await freePort();
+    const port = await unusedPort();
     const stop = new AbortController();
     const starting = startDevServer({ port, uiPort: false, signal: stop.signal, startupTimeoutMs: 120_000 });
     closeIfStarted(starting, (server) => server.stop());
@@ -65,7 +65,7 @@ describe('temporal dev server start, stopped through its signal', () => {
   });
 
   it('spawns nothing when the signal is already aborted', async () => {
-    const port = await freePort();
+    const port = await unusedPort();
     const starting = startDevServer({ port, uiPort: false, signal: AbortSignal.abort() });
     closeIfStarted(starting, (server) => server.stop());
     await assert.rejects(starting, DevServerStartAbortedError);
@@ -141,7 +141,7 @@ describe('temporal dev server start, when a port is taken under it', () => {
   it('does not retry a clash on the port the caller fixed, and names it', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'dev-server-race-'));
     try {
-      const port = await freePort();
+      const port = await unusedPort();
       const cliPath = await flakyCli(dir, 5, String(port));
       await assert.rejects(
         startDevServer({ cliPath, port, uiPort: false }),

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { Client, Connection } from '@temporalio/client';
 import { startCheckout, waitForCheckoutResult } from '../../src/client';
-import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import {
   SEARCH_ATTRIBUTE_TYPES,
   checkoutWorkflowId,
@@ -32,6 +32,7 @@ import {
   workflowTaskIdentitiesAfter,
   type WorkerProcess,
 } from './support';
+import { unusedPort } from '../support/ports';
 
 /** Long enough that the signal lands while Stripe still holds the confirm, even on a loaded machine. */
 const CONFIRM_HELD_MS = 8_000;
@@ -248,7 +249,7 @@ describe('checkout worker process in operation', function () {
   });
 
   it('waits for a Temporal server that comes up after it, then completes a checkout', async function () {
-    const port = await freePort();
+    const port = await unusedPort();
     const address = `127.0.0.1:${port}`;
     const { input, taskQueue } = newOrder(h, this.test?.title ?? 'late server');
     const w = spawnWorkerProcess({
@@ -291,7 +292,7 @@ describe('checkout worker process in operation', function () {
   });
 
   it('gives up after TEMPORAL_CONNECT_TIMEOUT_MS with one error naming the address and the setting, exit code 1', async function () {
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = `127.0.0.1:${await unusedPort()}`;
     const w = spawnWorkerProcess({
       ...workerEnv(h, 'tq-unreachable'),
       TEMPORAL_ADDRESS: address,
@@ -311,7 +312,7 @@ describe('checkout worker process in operation', function () {
   });
 
   it('stops with exit code 0 when sent SIGTERM while still waiting for Temporal', async function () {
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = `127.0.0.1:${await unusedPort()}`;
     const w = spawnWorkerProcess({
       ...workerEnv(h, 'tq-never-up'),
       TEMPORAL_ADDRESS: address,
