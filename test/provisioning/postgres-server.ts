@@ -12,11 +12,11 @@
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
+import { unusedPort } from '../support/ports';
 
 const run = promisify(execFile);
 
@@ -49,18 +49,6 @@ function missingPostgres(): Error {
       "Debian's postgresql (`bash scripts/setup.sh --postgres`, or `apt-get update && apt-get install -y " +
       `postgresql\`) so a throwaway cluster can be started from ${POSTGRES_LIB}/<version>/bin.`,
   );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen({ port: 0, host: '127.0.0.1' }, () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** How to run a server binary: directly, or as `postgres` when this process is root. */
@@ -140,7 +128,7 @@ async function startCluster(lib: string): Promise<TestPostgres> {
     ]);
     let port = 0;
     for (let attempt = 1; ; attempt += 1) {
-      port = await freePort();
+      port = await unusedPort();
       try {
         await runAs(prefix, pgCtl, [
           '-D',
