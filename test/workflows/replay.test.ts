@@ -78,17 +78,20 @@ function clockStoppedAtStart(history: temporal.api.history.v1.IHistory): tempora
   return copy;
 }
 
-/** Replays each history; each one's error message, or undefined, in order. */
-async function replayAll(histories: temporal.api.history.v1.History[]): Promise<(string | undefined)[]> {
+/** Replays each named history, in order: its name and its error message (undefined: it replayed). */
+async function replayAll(
+  named: readonly { name: string; history: temporal.api.history.v1.History }[],
+): Promise<{ name: string; error: string | undefined }[]> {
   const workflowBundle = await checkoutWorkflowBundle();
-  const errors: (string | undefined)[] = [];
-  for await (const result of Worker.runReplayHistories(
-    { workflowBundle, sinks: workerSinks() },
-    histories.map((history) => ({ workflowId: workflowIdOf(history), history })),
-  )) {
-    errors.push(result.error?.message);
+  const inputs = named.map(({ history }) => ({ workflowId: workflowIdOf(history), history }));
+  const results: { name: string; error: string | undefined }[] = [];
+  for await (const result of Worker.runReplayHistories({ workflowBundle, sinks: workerSinks() }, inputs)) {
+    const i = results.length;
+    assert.equal(result.workflowId, inputs[i]?.workflowId, 'replay results come in the order given');
+    results.push({ name: named[i]?.name ?? '', error: result.error?.message });
   }
-  return errors;
+  assert.equal(results.length, named.length, 'every history was replayed');
+  return results;
 }
 
 /** The workflow checks its id against the order, so replay must use the recorded one. */
@@ -111,42 +114,24 @@ describe('checkout workflow replay', function () {
   });
 
   it('replays every recorded history deterministically', async () => {
-    const histories = EXPECTED.map((name) => {
-      const history = historyFromFixture(readFileSync(path.join(HISTORIES_DIR, `${name}.json`), 'utf8'));
-      return { workflowId: workflowIdOf(history), history };
-    });
-    const workflowBundle = await checkoutWorkflowBundle();
-    const failures: string[] = [];
-    let replayed = 0;
-    for await (const result of Worker.runReplayHistories(
-      { workflowBundle, sinks: workerSinks() },
-      histories,
-    )) {
-      replayed += 1;
-      if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
-    }
-    assert.equal(replayed, EXPECTED.length);
+    const results = await replayAll(EXPECTED.map((name) => ({ name, history: loadFixture(name) })));
+    const failures = results.filter((r) => r.error !== undefined).map((r) => `${r.name}: ${r.error ?? ''}`);
     assert.deepEqual(failures, []);
   });
 
   it('decides each deadline by its timer: a run replays the same on a clock that never moved', async () => {
-    const timed = await replayAll(DEADLINE_DECIDED.map((name) => clockStoppedAtStart(loadFixture(name))));
+    const stopped = (name: string): { name: string; history: temporal.api.history.v1.History } => ({
+      name,
+      history: clockStoppedAtStart(loadFixture(name)),
+    });
+    const timed = await replayAll(DEADLINE_DECIDED.map(stopped));
     assert.deepEqual(
       timed,
-      DEADLINE_DECIDED.map(() => undefined),
+      DEADLINE_DECIDED.map((name) => ({ name, error: undefined })),
     );
     // The runs recorded before the timers compared the clock: the same stopped clock takes each of
     // them down another path than its history (what stalled chaos orders s200-o17 and s200-o119).
-    const clock = await replayAll(
-      DEADLINE_DECIDED.map((name) => clockStoppedAtStart(loadFixture(`${name}-before-deadline-timers`))),
-    );
-    assert.equal(clock.length, DEADLINE_DECIDED.length);
-    for (const [i, error] of clock.entries()) {
-      assert.match(
-        error ?? 'replayed',
-        /Nondeterminism/,
-        `${DEADLINE_DECIDED[i] ?? ''}-before-deadline-timers`,
-      );
-    }
+    const clock = await replayAll(DEADLINE_DECIDED.map((name) => stopped(`${name}-before-deadline-timers`)));
+    for (const { name, error } of clock) assert.match(error ?? 'replayed', /Nondeterminism/, name);
   });
 });
