@@ -111,6 +111,14 @@ import {
  */
 const PAYMENT_DEADLINE_TIMER = 'payment-deadline-timer';
 
+/**
+ * Patch (docs/changing-workflows.md, "A wake counts from the request"): a webhook wakes a wait if it
+ * came after the checkout last asked Stripe, wherever in the workflow task it is handled. Before, the
+ * wake was cleared as the wait began, so a webhook handled in the same task as Stripe's answer was
+ * lost, or not, depending on the order the SDK ran them in: not the same live and on replay.
+ */
+const WAKE_SINCE_REQUEST = 'wake-since-request';
+
 const DEFAULTS = {
   paymentActionTimeoutMs: 1 * HOUR,
   paymentPollIntervalMs: 5 * SECOND,
@@ -166,6 +174,11 @@ class Checkout {
   /** The failed charges of the declines this run has seen (a read-back may show an old one). */
   private readonly declinedCharges: string[] = [];
 
+  /**
+   * A webhook (or `paymentIntentChanged`) for this checkout's PaymentIntent came in since the wake
+   * was last cleared: before each wait (runs recorded without `WAKE_SINCE_REQUEST`) or when the
+   * checkout last asked Stripe (runs with it).
+   */
   private woken = false;
   /** True while a declined checkout still waits for a new card, so a cancel can still be taken. */
   private awaitingRetry = false;
@@ -334,6 +347,8 @@ class Checkout {
     const key = this.key('confirm');
     const budget = this.writeBudget(key);
     if (budget === undefined) return this.readBackAfterConfirm(pi.id, 'key budget spent before confirm');
+    // Webhooks from here on may say what the confirm did (3-D Secure, a settling debit).
+    this.woken = false;
     try {
       const result = await this.stripeWrite(budget, 'Confirm PaymentIntent').confirmPaymentIntent({
         idempotencyKey: key,
@@ -415,6 +430,7 @@ class Checkout {
     let pi = initial;
     // A timer decides the deadline (common.ts, `Deadline`); runs recorded before it keep the clock.
     const deadline = new Deadline(this.opts.paymentActionTimeoutMs, patched(PAYMENT_DEADLINE_TIMER));
+    const wakeSinceRequest = patched(WAKE_SINCE_REQUEST);
     let interval = this.opts.paymentPollIntervalMs;
     for (;;) {
       switch (pi.status) {
@@ -427,7 +443,7 @@ class Checkout {
       }
       const wait = deadline.pollMs(interval);
       if (wait !== undefined) {
-        this.woken = false;
+        if (!wakeSinceRequest) this.woken = false;
         await condition(() => this.woken || this.pendingCancel !== undefined || deadline.timerFired, wait);
         interval = Math.min(interval * 2, MAX_POLL_INTERVAL_MS);
       }
@@ -436,6 +452,8 @@ class Checkout {
         return this.cancelUnpaid();
       }
       if (deadline.passed) return this.expire(pi.id);
+      // The read answers every webhook so far; one handled from here on wakes the next wait.
+      if (wakeSinceRequest) this.woken = false;
       pi = (await this.read(pi.id)) ?? pi;
       this.adopt(pi);
       const outcome = this.settled(pi);
@@ -514,9 +532,10 @@ class Checkout {
    */
   private async awaitOperator(): Promise<Outcome | undefined> {
     this.parkedRereads ||= patched('parked-rereads');
+    const wakeSinceRequest = patched(WAKE_SINCE_REQUEST);
     let interval = this.opts.reconcileIntervalMs;
     for (;;) {
-      this.woken = false;
+      if (!wakeSinceRequest) this.woken = false;
       const decided = await condition(
         () =>
           this.pendingRetry !== undefined ||
@@ -534,12 +553,14 @@ class Checkout {
           this.canceledBy = { actor: resolve.actor, reason: resolve.reason };
           return this.cancelUnpaid();
         }
+        if (wakeSinceRequest) this.woken = false;
         const found = await this.recheck();
         if (found) return found;
         continue;
       }
       const unknown = this.needsAttention?.reason === 'payment_outcome_unknown';
       if ((!decided && (unknown || this.mayStillMove())) || (decided && this.parkedRereads && this.woken)) {
+        if (wakeSinceRequest) this.woken = false;
         const found = await this.recheck();
         if (found) return found;
         if (!unknown && !decided)

@@ -130,8 +130,11 @@ const EXPIRES_AT_MAX_MS = 23 * HOUR;
  * re-reads Stripe when a webhook names it, and on its own every `reconcileIntervalMs` while money
  * may still move, so a payment that lands while parked is provisioned. `DEADLINE_TIMERS`: the
  * session's and the settling payment's deadlines are timers, not comparisons of the clock with them
- * (common.ts, `Deadline`).
+ * (common.ts, `Deadline`). `WAKE_SINCE_REQUEST`: a webhook wakes the wait for payment if it came after
+ * the checkout last asked Stripe, wherever in the workflow task it is handled (the card checkout's
+ * patch of the same name, src/workflows/checkout.ts).
  */
+const WAKE_SINCE_REQUEST = 'wake-since-request';
 const UNSETTLED_WAITS = 'hosted-unsettled-waits';
 const PARKED_REREADS = 'hosted-parked-rereads';
 const DEADLINE_TIMERS = 'hosted-deadline-timers';
@@ -477,6 +480,7 @@ class HostedCheckout {
 
   /** Waits for the customer (session open) or the settlement (async), woken by events, polling. */
   private async waitForPayment(): Promise<Outcome> {
+    const wakeSinceRequest = patched(WAKE_SINCE_REQUEST);
     let interval = this.opts.paymentPollIntervalMs;
     for (;;) {
       const session = this.session;
@@ -489,10 +493,12 @@ class HostedCheckout {
       // Money may be in flight while a bank debit settles: only an open session can be canceled.
       const cancelable = (): boolean => !settling && this.pendingCancel !== undefined;
       if (wait !== undefined && !cancelable()) {
-        this.woken = false;
+        if (!wakeSinceRequest) this.woken = false;
         await condition(() => this.woken || cancelable() || deadline?.timerFired === true, wait);
         interval = Math.min(interval * 2, MAX_POLL_INTERVAL_MS);
       }
+      // What Stripe answers next covers every webhook so far; one handled from here on wakes the next wait.
+      if (wakeSinceRequest) this.woken = false;
       if (cancelable()) {
         const next = await this.cancelOpen();
         if (next !== undefined) return next;

@@ -20,18 +20,24 @@ const EXPECTED = [
   'cancel-during-create',
   'debit-settled-after-deadline',
   'debit-settled-after-deadline-before-deadline-timers',
+  'debit-settled-after-deadline-before-wake-since-request',
   'declined',
   'declined-then-retried',
   'expired',
   'expired-before-deadline-timers',
+  'expired-before-wake-since-request',
   'hosted-expired',
   'hosted-expired-before-deadline-timers',
+  'hosted-expired-before-wake-since-request',
   'hosted-paid',
   'hosted-paid-indexed-at-rest',
   'hosted-paid-indexed-at-rest-before-deadline-timers',
+  'hosted-paid-indexed-at-rest-before-wake-since-request',
   'hosted-parked-paid-on-webhook',
   'hosted-parked-paid-on-webhook-before-deadline-timers',
+  'hosted-parked-paid-on-webhook-before-wake-since-request',
   'idempotency-mismatch',
+  'idempotency-mismatch-before-wake-since-request',
   'key-budget-spent',
   'lost-response-after-commit',
   'paid',
@@ -43,11 +49,15 @@ const EXPECTED = [
   'provisioning-kept-refunded-in-part-retried-before-deadline-timers',
   'reset-after-paid',
   'reset-search-failed',
+  'reset-search-failed-before-wake-since-request',
   'stored-500-on-confirm',
+  'stored-500-on-confirm-before-wake-since-request',
   'three-d-secure',
   'three-d-secure-before-deadline-timers',
+  'three-d-secure-before-wake-since-request',
   'three-d-secure-indexed-at-rest',
   'three-d-secure-indexed-at-rest-before-deadline-timers',
+  'three-d-secure-indexed-at-rest-before-wake-since-request',
   'worker-killed-during-confirm',
 ];
 
@@ -57,6 +67,67 @@ const EXPECTED = [
  * as `<name>-before-deadline-timers`, by the code that compared the clock with the deadline.
  */
 const DEADLINE_DECIDED = ['expired', 'hosted-expired', 'provisioning-failed-refunded'];
+
+/**
+ * A chaos run's history (N=2000, seed 20261128, order o539; docs/chaos.md): the 3-D Secure wait
+ * began in the workflow task that also carried Stripe's answer to the confirm and two webhooks for
+ * the PaymentIntent, and that run read the PaymentIntent at once. Recorded before
+ * `wake-since-request`, when the wait cleared the wake as it began.
+ */
+const WEBHOOK_IN_ANSWER_TASK = path.join(
+  HISTORIES_DIR,
+  '..',
+  'ordering',
+  'three-d-secure-webhook-in-answer-task.json',
+);
+
+type FixtureEvent = Record<string, unknown> & { eventId: string; eventType: string };
+
+/** Shifts every event id from `from` on, and every reference to one, by `by`. */
+function shiftEventIds(value: unknown, from: number, by: number): unknown {
+  if (Array.isArray(value)) return value.map((v) => shiftEventIds(v, from, by));
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) =>
+      (k === 'eventId' || k.endsWith('EventId')) && typeof v === 'string' && Number(v) >= from
+        ? [k, String(Number(v) + by)]
+        : [k, shiftEventIds(v, from, by)],
+    ),
+  );
+}
+
+/**
+ * The same history as if its run had called `patched(id)` right after event `afterId`: the patch's
+ * marker and the `TemporalChangeVersion` upsert core writes with it, copied from the
+ * `payment-deadline-timer` ones the history has, later events renumbered.
+ */
+function withPatchAfter(fixture: string, afterId: number, id: string): temporal.api.history.v1.History {
+  const parsed = JSON.parse(fixture) as { events: FixtureEvent[] };
+  const encode = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64');
+  const marker = parsed.events.find((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED');
+  const upsert = parsed.events.find((e) => e.eventType === 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES');
+  assert.ok(marker && upsert, 'the history has a patch marker and its upsert to copy');
+  const newMarker = JSON.parse(JSON.stringify(marker)) as {
+    markerRecordedEventAttributes: { details: { 'patch-data': { payloads: { data: string }[] } } };
+  } & FixtureEvent;
+  const patchData = newMarker.markerRecordedEventAttributes.details['patch-data'].payloads[0];
+  assert.ok(patchData);
+  patchData.data = encode({ id, deprecated: false });
+  const newUpsert = JSON.parse(JSON.stringify(upsert)) as {
+    upsertWorkflowSearchAttributesEventAttributes: {
+      searchAttributes: { indexedFields: { TemporalChangeVersion: { data: string } } };
+    };
+  } & FixtureEvent;
+  const versions = newUpsert.upsertWorkflowSearchAttributesEventAttributes.searchAttributes.indexedFields;
+  versions.TemporalChangeVersion.data = encode(['payment-deadline-timer', id]);
+  const shifted = shiftEventIds(parsed.events, afterId + 1, 2) as FixtureEvent[];
+  const at = shifted.findIndex((e) => Number(e.eventId) === afterId) + 1;
+  assert.ok(at > 0, `event ${afterId} is in the history`);
+  newMarker.eventId = String(afterId + 1);
+  newUpsert.eventId = String(afterId + 2);
+  const events = [...shifted.slice(0, at), newMarker, newUpsert, ...shifted.slice(at)];
+  return historyFromFixture(JSON.stringify({ ...parsed, events }));
+}
 
 function loadFixture(name: string): temporal.api.history.v1.History {
   return historyFromFixture(readFileSync(path.join(HISTORIES_DIR, `${name}.json`), 'utf8'));
@@ -133,5 +204,24 @@ describe('checkout workflow replay', function () {
     // them down another path than its history (what stalled chaos orders s200-o17 and s200-o119).
     const clock = await replayAll(DEADLINE_DECIDED.map((name) => stopped(`${name}-before-deadline-timers`)));
     for (const { name, error } of clock) assert.match(error ?? 'replayed', /Nondeterminism/, name);
+  });
+
+  it("reads at once after a webhook handled in the same task as the confirm's answer, in either order", async () => {
+    // Live, that chaos run handled the webhooks after the wait began, so they woke it: it read at
+    // once (event 23). On replay the SDK hands the webhooks over first, the old wait cleared them
+    // as it began and waited a poll instead: the stall the chaos run reported.
+    const recorded = readFileSync(WEBHOOK_IN_ANSWER_TASK, 'utf8');
+    const [before] = await replayAll([{ name: 'recorded', history: historyFromFixture(recorded) }]);
+    assert.match(
+      before?.error ?? 'replayed',
+      /Nondeterminism.*Timer machine does not handle this event: HistoryEvent\(id: 23, ActivityTaskScheduled\)/,
+    );
+    // With the wake counted from the confirm (the patch's marker where the wait begins, after the
+    // deadline's timer, event 21), the webhooks wake the wait whichever comes first: the run reads
+    // at once on replay too, and goes on to the decline, the new card and the provisioning it ran.
+    const [after] = await replayAll([
+      { name: 'wake-since-request', history: withPatchAfter(recorded, 21, 'wake-since-request') },
+    ]);
+    assert.deepEqual(after, { name: 'wake-since-request', error: undefined });
   });
 });

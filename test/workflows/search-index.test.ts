@@ -73,6 +73,8 @@ describe('checkout search attributes', function () {
     assert.deepEqual(await upserts(h.client, workflowId), [
       // The wait's deadline is a timer behind a patch, and `patched()` indexes the patch ids.
       { TemporalChangeVersion: 'payment-deadline-timer' },
+      // So is the wait's wake, counted from the checkout's last request to Stripe (checkout.ts).
+      { TemporalChangeVersion: ['payment-deadline-timer', 'wake-since-request'] },
       { CheckoutState: 'awaiting_customer_action', StripePaymentIntentId: result.paymentIntentId },
       // Authenticated: no longer waiting on the customer, working again (paid, provisioning).
       { CheckoutState: 'processing' },
