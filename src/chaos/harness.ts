@@ -55,7 +55,7 @@ import {
   type OrderPlan,
   type StepFault,
 } from './schedule';
-import { resetIfStuckOnSdkDefect } from './sdk-defect';
+import { resetIfStuckOnSdkDefect, stuckOnOtherNondeterminism } from './sdk-defect';
 import { WorkerPool } from './workers';
 
 export const VARIANTS = ['correct', ...BROKEN_VARIANTS] as const;
@@ -433,17 +433,27 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       let defectReset = false;
       let lastStuckCheck = Date.now();
       // The operator's runbook for a workflow task that keeps failing with the SDK defect's
-      // signature (./sdk-defect.ts): one reset per checkout, counted in the report.
-      const resetIfStuck = async (): Promise<void> => {
-        if (defectReset || Date.now() - lastStuckCheck < STUCK_CHECK_MS) return;
+      // signature (./sdk-defect.ts): one reset per checkout, counted in the report. True when the
+      // task keeps failing with our own nondeterminism instead: nothing will move the checkout, so
+      // the driver stops waiting for it and the checker reports it (not_final, with why).
+      const checkStuck = async (): Promise<boolean> => {
+        if (Date.now() - lastStuckCheck < STUCK_CHECK_MS) return false;
         lastStuckCheck = Date.now();
         try {
+          const stuckOn = await stuckOnOtherNondeterminism(handle);
+          if (stuckOn !== undefined) {
+            log(
+              `chaos: ${plan.orderId} is stuck, not waiting for it: its workflow task keeps failing: ${stuckOn}`,
+            );
+            return true;
+          }
+          if (defectReset) return false;
           const reset = await resetIfStuckOnSdkDefect(
             handle,
             'operator: workflow task stuck on the SDK update-replay defect (sdk-rust#943, #1146), runbook reset',
             `chaos-defect-reset-${plan.orderId}`,
           );
-          if (!reset) return;
+          if (!reset) return false;
           defectReset = true;
           injected.add('operator_reset_after_sdk_defect');
           log(
@@ -452,6 +462,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         } catch (err) {
           log(`chaos: looking at the stuck ${plan.orderId} failed: ${message(err)}`);
         }
+        return false;
       };
       for (;;) {
         if (Date.now() > deadline) return;
@@ -463,7 +474,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           queryErrors += 1;
           if (queryErrors <= 5) log(`chaos: status query of ${plan.orderId} failed: ${message(err)}`);
           if (await isClosed(handle)) break;
-          await resetIfStuck();
+          if (await checkStuck()) break;
           continue;
         }
         lastStatus.set(plan.orderId, status);
@@ -476,8 +487,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (key !== stableKey) {
           stableKey = key;
           stableSince = Date.now();
-        } else if (Date.now() - stableSince > STUCK_CHECK_MS) {
-          await resetIfStuck();
+        } else if (Date.now() - stableSince > STUCK_CHECK_MS && (await checkStuck())) {
+          break;
         }
         try {
           if (status.state === 'declined' && (plan.card === 'declines' || newCards >= MAX_NEW_CARDS)) {

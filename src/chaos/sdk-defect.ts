@@ -8,15 +8,18 @@
  * checkout whose workflow task keeps failing") is a reset to the first workflow task: the reset run
  * reads Stripe before any write. The harness plays that operator, for these two signatures only: any
  * other workflow-task failure (our own nondeterminism, a bug in the workflow) is left failing, and
- * the checker reports the checkout as `not_final`.
+ * the checker reports the checkout as `not_final`. A checkout stuck on our own nondeterminism is not
+ * waited for (`stuckOnOtherNondeterminism`): the run ends, and fails, without sitting out its deadline.
  */
 import { temporal } from '@temporalio/proto';
 import type { WorkflowHandle } from '@temporalio/client';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-const { WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE } =
-  temporal.api.enums.v1.WorkflowTaskFailedCause;
+const {
+  WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
+  WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR,
+} = temporal.api.enums.v1.WorkflowTaskFailedCause;
 
 /** What the two failures say (the SDK core's nondeterminism error, the server's refusal). */
 const SIGNATURES: readonly RegExp[] = [
@@ -44,6 +47,42 @@ export function sdkUpdateReplayDefect(events: readonly HistoryEvent[]): string |
       : undefined;
   }
   return undefined;
+}
+
+/** Our own nondeterminism (or anything core reports as such): no retry of the task will pass it. */
+const NONDETERMINISM = /\[TMPRL1100\]|Nondeterminism/;
+
+/**
+ * The failure message of the history's last workflow task when that task failed with a
+ * nondeterminism error that is not the SDK defect's (our own: a workflow change, or code that
+ * decides differently on replay); `undefined` when the last task completed, failed another way, or
+ * failed with the defect's signature (which the reset above is for).
+ */
+export function otherNondeterminism(events: readonly HistoryEvent[]): string | undefined {
+  if (sdkUpdateReplayDefect(events) !== undefined) return undefined;
+  for (let i = events.length - 1; i >= 0; i -= 1) {
+    const e = events[i];
+    if (e?.workflowTaskCompletedEventAttributes) return undefined;
+    const failed = e?.workflowTaskFailedEventAttributes;
+    if (!failed) continue;
+    const text = failed.failure?.message ?? '';
+    const byCause = failed.cause === WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR;
+    return byCause || NONDETERMINISM.test(text) ? text || 'nondeterminism' : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The failure a running workflow is stuck on: its current workflow task has failed
+ * `STUCK_TASK_ATTEMPTS` times in a row with `otherNondeterminism`. No worker will move it, so the
+ * chaos harness stops waiting for it (the checker reports it `not_final`, with why) instead of
+ * waiting out the run's deadline. `undefined` otherwise.
+ */
+export async function stuckOnOtherNondeterminism(handle: WorkflowHandle): Promise<string | undefined> {
+  const description = await handle.describe();
+  if (description.status.name !== 'RUNNING') return undefined;
+  if ((description.raw.pendingWorkflowTask?.attempt ?? 0) < STUCK_TASK_ATTEMPTS) return undefined;
+  return otherNondeterminism((await handle.fetchHistory()).events ?? []);
 }
 
 /** The event a reset to the first workflow task goes back to (as `--type FirstWorkflowTask` does). */

@@ -5,8 +5,10 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import {
   STUCK_TASK_ATTEMPTS,
   firstWorkflowTaskCompleted,
+  otherNondeterminism,
   resetIfStuckOnSdkDefect,
   sdkUpdateReplayDefect,
+  stuckOnOtherNondeterminism,
 } from '../../src/chaos/sdk-defect';
 import { whyStillOpen } from '../../src/chaos/harness';
 import { testTemporal, uniqueName } from '../support/temporal';
@@ -60,6 +62,27 @@ describe('the chaos harness reset for the SDK update-replay defect', function ()
         undefined,
       );
       assert.equal(sdkUpdateReplayDefect([started(), completed(), activity()]), undefined);
+    });
+
+    it('tells our own nondeterminism, which no retry passes, from the defect and from other failures', () => {
+      assert.equal(
+        otherNondeterminism([started(), completed(), failed(OUR_NONDETERMINISM)]),
+        OUR_NONDETERMINISM,
+      );
+      // By its cause, whatever the message says.
+      assert.equal(otherNondeterminism([started(), completed(), failed('changed')]), 'changed');
+      // The defect's signature is the reset's, not this.
+      assert.equal(otherNondeterminism([started(), completed(), failed(UPDATE_MACHINE)]), undefined);
+      // A workflow that threw (not nondeterminism), and a failure a later task recovered from.
+      const threw = failed(
+        'oops',
+        WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+      );
+      assert.equal(otherNondeterminism([started(), completed(), threw]), undefined);
+      assert.equal(
+        otherNondeterminism([started(), completed(), failed(OUR_NONDETERMINISM), completed()]),
+        undefined,
+      );
     });
 
     it('resets to the first completed workflow task, as --type FirstWorkflowTask does', () => {
@@ -143,6 +166,18 @@ describe('the chaos harness reset for the SDK update-replay defect', function ()
         assert.ok(why.includes(`last workflow task failure: `), why);
         assert.ok(why.includes(OUR_NONDETERMINISM.slice(0, 40)), why);
         assert.match(why, /\d+ events, the last: .*EVENT_TYPE_WORKFLOW_TASK_(FAILED|SCHEDULED|STARTED)/);
+        await handle.terminate('test over');
+      });
+    });
+
+    it('says a workflow stuck on our own nondeterminism is stuck, so the run does not wait for it', async function () {
+      await withStuckWorkflow(this.test?.title ?? 'ours', OUR_NONDETERMINISM, async (handle) => {
+        assert.equal(await stuckOnOtherNondeterminism(handle), OUR_NONDETERMINISM);
+        await handle.terminate('test over');
+        assert.equal(await stuckOnOtherNondeterminism(handle), undefined, 'a closed run is not stuck');
+      });
+      await withStuckWorkflow(this.test?.title ?? 'defect', UPDATE_MACHINE, async (handle) => {
+        assert.equal(await stuckOnOtherNondeterminism(handle), undefined, "the defect's is the reset's");
         await handle.terminate('test over');
       });
     });
