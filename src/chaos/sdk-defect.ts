@@ -30,23 +30,30 @@ const SIGNATURES: readonly RegExp[] = [
 /** A workflow task that has failed this many attempts in a row is stuck, not unlucky. */
 export const STUCK_TASK_ATTEMPTS = 3;
 
+type WorkflowTaskFailed = NonNullable<HistoryEvent['workflowTaskFailedEventAttributes']>;
+
+/** The history's last workflow task, if it failed; `undefined` when it completed (or none failed). */
+function lastTaskFailure(events: readonly HistoryEvent[]): WorkflowTaskFailed | undefined {
+  for (let i = events.length - 1; i >= 0; i -= 1) {
+    const e = events[i];
+    if (e?.workflowTaskCompletedEventAttributes) return undefined;
+    if (e?.workflowTaskFailedEventAttributes) return e.workflowTaskFailedEventAttributes;
+  }
+  return undefined;
+}
+
 /**
  * The failure message of the history's last workflow task, when that task failed with one of the
  * defect's signatures; `undefined` when the last task completed, or failed in any other way.
  */
 export function sdkUpdateReplayDefect(events: readonly HistoryEvent[]): string | undefined {
-  for (let i = events.length - 1; i >= 0; i -= 1) {
-    const e = events[i];
-    if (e?.workflowTaskCompletedEventAttributes) return undefined;
-    const failed = e?.workflowTaskFailedEventAttributes;
-    if (!failed) continue;
-    const text = failed.failure?.message ?? '';
-    const byCause = failed.cause === WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE;
-    return byCause || SIGNATURES.some((s) => s.test(text))
-      ? text || 'BadUpdateWorkflowExecutionMessage'
-      : undefined;
-  }
-  return undefined;
+  const failed = lastTaskFailure(events);
+  if (!failed) return undefined;
+  const text = failed.failure?.message ?? '';
+  const byCause = failed.cause === WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE;
+  return byCause || SIGNATURES.some((s) => s.test(text))
+    ? text || 'BadUpdateWorkflowExecutionMessage'
+    : undefined;
 }
 
 /** Our own nondeterminism (or anything core reports as such): no retry of the task will pass it. */
@@ -59,17 +66,11 @@ const NONDETERMINISM = /\[TMPRL1100\]|Nondeterminism/;
  * failed with the defect's signature (which the reset above is for).
  */
 export function otherNondeterminism(events: readonly HistoryEvent[]): string | undefined {
-  if (sdkUpdateReplayDefect(events) !== undefined) return undefined;
-  for (let i = events.length - 1; i >= 0; i -= 1) {
-    const e = events[i];
-    if (e?.workflowTaskCompletedEventAttributes) return undefined;
-    const failed = e?.workflowTaskFailedEventAttributes;
-    if (!failed) continue;
-    const text = failed.failure?.message ?? '';
-    const byCause = failed.cause === WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR;
-    return byCause || NONDETERMINISM.test(text) ? text || 'nondeterminism' : undefined;
-  }
-  return undefined;
+  const failed = lastTaskFailure(events);
+  if (!failed || sdkUpdateReplayDefect(events) !== undefined) return undefined;
+  const text = failed.failure?.message ?? '';
+  const byCause = failed.cause === WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR;
+  return byCause || NONDETERMINISM.test(text) ? text || 'nondeterminism' : undefined;
 }
 
 /**
