@@ -55,7 +55,7 @@ import {
   type OrderPlan,
   type StepFault,
 } from './schedule';
-import { resetIfStuckOnSdkDefect, stuckOnOtherNondeterminism } from './sdk-defect';
+import { otherNondeterminism, resetOnSdkDefect, stuckTask } from './sdk-defect';
 import { WorkerPool } from './workers';
 
 export const VARIANTS = ['correct', ...BROKEN_VARIANTS] as const;
@@ -440,16 +440,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (Date.now() - lastStuckCheck < STUCK_CHECK_MS) return false;
         lastStuckCheck = Date.now();
         try {
-          const stuckOn = await stuckOnOtherNondeterminism(handle);
-          if (stuckOn !== undefined) {
+          const stuck = await stuckTask(handle);
+          if (!stuck) return false;
+          const ours = otherNondeterminism(stuck.events);
+          if (ours !== undefined) {
             log(
-              `chaos: ${plan.orderId} is stuck, not waiting for it: its workflow task keeps failing: ${stuckOn}`,
+              `chaos: ${plan.orderId} is stuck, not waiting for it: its workflow task keeps failing: ${ours}`,
             );
             return true;
           }
           if (defectReset) return false;
-          const reset = await resetIfStuckOnSdkDefect(
+          const reset = await resetOnSdkDefect(
             handle,
+            stuck,
             'operator: workflow task stuck on the SDK update-replay defect (sdk-rust#943, #1146), runbook reset',
             `chaos-defect-reset-${plan.orderId}`,
           );

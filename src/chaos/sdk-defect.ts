@@ -73,17 +73,28 @@ export function otherNondeterminism(events: readonly HistoryEvent[]): string | u
   return byCause || NONDETERMINISM.test(text) ? text || 'nondeterminism' : undefined;
 }
 
-/**
- * The failure a running workflow is stuck on: its current workflow task has failed
- * `STUCK_TASK_ATTEMPTS` times in a row with `otherNondeterminism`. No worker will move it, so the
- * chaos harness stops waiting for it (the checker reports it `not_final`, with why) instead of
- * waiting out the run's deadline. `undefined` otherwise.
- */
-export async function stuckOnOtherNondeterminism(handle: WorkflowHandle): Promise<string | undefined> {
+/** A running workflow whose current workflow task has failed `STUCK_TASK_ATTEMPTS` times in a row. */
+export interface StuckTask {
+  readonly runId: string;
+  readonly events: readonly HistoryEvent[];
+}
+
+/** The handle's workflow and its history when it is stuck (`StuckTask`); `undefined` otherwise. */
+export async function stuckTask(handle: WorkflowHandle): Promise<StuckTask | undefined> {
   const description = await handle.describe();
   if (description.status.name !== 'RUNNING') return undefined;
   if ((description.raw.pendingWorkflowTask?.attempt ?? 0) < STUCK_TASK_ATTEMPTS) return undefined;
-  return otherNondeterminism((await handle.fetchHistory()).events ?? []);
+  return { runId: description.runId, events: (await handle.fetchHistory()).events ?? [] };
+}
+
+/**
+ * The failure a running workflow is stuck on when it is `otherNondeterminism`. No worker will move
+ * it, so the chaos harness stops waiting for it (the checker reports it `not_final`, with why)
+ * instead of waiting out the run's deadline. `undefined` otherwise.
+ */
+export async function stuckOnOtherNondeterminism(handle: WorkflowHandle): Promise<string | undefined> {
+  const stuck = await stuckTask(handle);
+  return stuck && otherNondeterminism(stuck.events);
 }
 
 /** The event a reset to the first workflow task goes back to (as `--type FirstWorkflowTask` does). */
@@ -109,19 +120,26 @@ export async function resetIfStuckOnSdkDefect(
   reason: string,
   requestId: string,
 ): Promise<DefectReset | undefined> {
-  const description = await handle.describe();
-  if (description.status.name !== 'RUNNING') return undefined;
-  if ((description.raw.pendingWorkflowTask?.attempt ?? 0) < STUCK_TASK_ATTEMPTS) return undefined;
-  const events = (await handle.fetchHistory()).events ?? [];
-  const failure = sdkUpdateReplayDefect(events);
-  const first = firstWorkflowTaskCompleted(events);
+  const stuck = await stuckTask(handle);
+  return stuck && resetOnSdkDefect(handle, stuck, reason, requestId);
+}
+
+/** `resetIfStuckOnSdkDefect` for a workflow already known to be stuck. */
+export async function resetOnSdkDefect(
+  handle: WorkflowHandle,
+  stuck: StuckTask,
+  reason: string,
+  requestId: string,
+): Promise<DefectReset | undefined> {
+  const failure = sdkUpdateReplayDefect(stuck.events);
+  const first = firstWorkflowTaskCompleted(stuck.events);
   if (failure === undefined || first === undefined) return undefined;
   const reset = await handle.client.workflowService.resetWorkflowExecution({
     namespace: handle.client.options.namespace,
-    workflowExecution: { workflowId: handle.workflowId, runId: description.runId },
+    workflowExecution: { workflowId: handle.workflowId, runId: stuck.runId },
     reason,
     workflowTaskFinishEventId: first,
     requestId,
   });
-  return { failure, oldRunId: description.runId, newRunId: reset.runId ?? '' };
+  return { failure, oldRunId: stuck.runId, newRunId: reset.runId ?? '' };
 }

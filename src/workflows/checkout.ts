@@ -533,6 +533,11 @@ class Checkout {
   private async awaitOperator(): Promise<Outcome | undefined> {
     this.parkedRereads ||= patched('parked-rereads');
     const wakeSinceRequest = patched(WAKE_SINCE_REQUEST);
+    // A recheck asks Stripe: with the patch, a webhook from here on wakes the next wait.
+    const recheck = (): Promise<Outcome | undefined> => {
+      if (wakeSinceRequest) this.woken = false;
+      return this.recheck();
+    };
     let interval = this.opts.reconcileIntervalMs;
     for (;;) {
       if (!wakeSinceRequest) this.woken = false;
@@ -553,15 +558,13 @@ class Checkout {
           this.canceledBy = { actor: resolve.actor, reason: resolve.reason };
           return this.cancelUnpaid();
         }
-        if (wakeSinceRequest) this.woken = false;
-        const found = await this.recheck();
+        const found = await recheck();
         if (found) return found;
         continue;
       }
       const unknown = this.needsAttention?.reason === 'payment_outcome_unknown';
       if ((!decided && (unknown || this.mayStillMove())) || (decided && this.parkedRereads && this.woken)) {
-        if (wakeSinceRequest) this.woken = false;
-        const found = await this.recheck();
+        const found = await recheck();
         if (found) return found;
         if (!unknown && !decided)
           interval = nextParkedRereadInterval(interval, this.opts.reconcileIntervalMs);

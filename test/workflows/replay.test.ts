@@ -98,14 +98,14 @@ function shiftEventIds(value: unknown, from: number, by: number): unknown {
 
 /**
  * The same history as if its run had called `patched(id)` right after event `afterId`: the patch's
- * marker and the `TemporalChangeVersion` upsert core writes with it, copied from the
- * `payment-deadline-timer` ones the history has, later events renumbered.
+ * marker and the `TemporalChangeVersion` upsert core writes with it (the ids taken before, then
+ * `id`), copied from the history's first patch marker and upsert, later events renumbered.
  */
 function withPatchAfter(fixture: string, afterId: number, id: string): temporal.api.history.v1.History {
   const parsed = JSON.parse(fixture) as { events: FixtureEvent[] };
   const encode = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64');
   const marker = parsed.events.find((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED');
-  const upsert = parsed.events.find((e) => e.eventType === 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES');
+  const upsert = parsed.events.find((e) => JSON.stringify(e).includes('"TemporalChangeVersion"'));
   assert.ok(marker && upsert, 'the history has a patch marker and its upsert to copy');
   const newMarker = JSON.parse(JSON.stringify(marker)) as {
     markerRecordedEventAttributes: { details: { 'patch-data': { payloads: { data: string }[] } } };
@@ -119,7 +119,8 @@ function withPatchAfter(fixture: string, afterId: number, id: string): temporal.
     };
   } & FixtureEvent;
   const versions = newUpsert.upsertWorkflowSearchAttributesEventAttributes.searchAttributes.indexedFields;
-  versions.TemporalChangeVersion.data = encode(['payment-deadline-timer', id]);
+  const taken = JSON.parse(Buffer.from(versions.TemporalChangeVersion.data, 'base64').toString()) as string[];
+  versions.TemporalChangeVersion.data = encode([...taken, id]);
   const shifted = shiftEventIds(parsed.events, afterId + 1, 2) as FixtureEvent[];
   const at = shifted.findIndex((e) => Number(e.eventId) === afterId) + 1;
   assert.ok(at > 0, `event ${afterId} is in the history`);
