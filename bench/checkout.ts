@@ -307,6 +307,7 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
       direct: [],
       'shaped-floor': [],
       'local-floor': [],
+      'working-floor': [],
     };
     log('starting one worker process per workflow kind (bundling the workflows)');
     if (options.modes.includes('checkout')) {
@@ -317,6 +318,7 @@ export async function runBenchmark(options: BenchOptions, log: (line: string) =>
     }
     workers['shaped-floor'] = workers.floor;
     workers['local-floor'] = workers.floor;
+    workers['working-floor'] = workers.floor;
     const taskQueue = (mode: Mode): string => (mode.endsWith('floor') ? queues.floor : queues.checkout);
 
     // Warm-ups, the checkout's first: its history says which kind of activity the floor must use.

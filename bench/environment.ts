@@ -141,7 +141,11 @@ export async function startBenchEnvironment(log: (line: string) => void): Promis
               taskQueue,
               stripeUrl: emulator.url.origin,
               stripeSecretKey: BENCH_STRIPE_KEY,
-              provisioningPath: path.join(dir, 'provisioning.sqlite'),
+              // The working floor's grants in a store of their own, not contending with the checkout's.
+              provisioningPath: path.join(
+                dir,
+                kind === 'floor' ? 'floor-provisioning.sqlite' : 'provisioning.sqlite',
+              ),
               tuning,
               identity: `bench-${kind}-worker-${++workerNo}`,
             }),

@@ -5,7 +5,7 @@
  */
 import type { RequestStats } from '../src/stripe-emulator';
 
-export const MODES = ['floor', 'checkout', 'direct', 'shaped-floor', 'local-floor'] as const;
+export const MODES = ['floor', 'checkout', 'direct', 'shaped-floor', 'local-floor', 'working-floor'] as const;
 export type Mode = (typeof MODES)[number];
 /** What `npm run bench` runs; the shaped floors are diagnostics, asked for with `--modes`. */
 export const DEFAULT_MODES: readonly Mode[] = ['floor', 'checkout', 'direct'];
@@ -60,7 +60,7 @@ export interface RunFigures {
   readonly workerMemory: MemoryFigures | undefined;
   readonly serverPeakRssMiB: number | undefined;
   readonly cpuMsPerCheckout: CpuFigures;
-  /** Orders whose PaymentIntents show exactly one successful charge (checkout and direct only). */
+  /** Orders whose PaymentIntents show exactly one successful charge (the modes that charge). */
   readonly chargedExactlyOnce: number | undefined;
   /** How many interleaved rounds these figures merge (`mergeRounds`). */
   readonly rounds: number;

@@ -8,6 +8,8 @@
 export const FLOOR_WORKFLOW_TYPE = 'checkoutFloor';
 /** The floor with the checkout's search-attribute upserts, start options and describe. */
 export const SHAPED_FLOOR_WORKFLOW_TYPE = 'checkoutShapedFloor';
+/** The floor calling the checkout's own activities: its Stripe requests and SQLite grant. */
+export const WORKING_FLOOR_WORKFLOW_TYPE = 'checkoutWorkingFloor';
 
 /** Ordinary activities (through the activity task queue) or local ones (inside the workflow task). */
 export type FloorActivityKind = 'activity' | 'local';

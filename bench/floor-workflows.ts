@@ -8,10 +8,18 @@
  * Fails only if an activity does, which a no-op activity cannot; the benchmark treats any other
  * outcome as an error.
  */
-import { proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  proxyActivities,
+  proxyLocalActivities,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { CheckoutActivities } from '../src/activities';
 import {
   CheckoutStateAttr,
   StripePaymentIntentIdAttr,
+  paymentIdempotencyKey,
   type CheckoutInput,
 } from '../src/workflows/definitions';
 import type { FloorActivities, FloorActivityKind } from './floor-activities';
@@ -64,6 +72,57 @@ export async function checkoutShapedFloor(input: CheckoutInput): Promise<{ reado
     { key: CheckoutStateAttr, value: 'completed' },
     { key: StripePaymentIntentIdAttr, value: `pi_floor_${orderId}` },
   ]);
+  return { outcome: 'completed' };
+}
+
+/** The checkout's own activities, with the floor's (the checkout's) options. */
+const realWrites = proxyActivities<CheckoutActivities>({
+  startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
+  scheduleToCloseTimeout: STRIPE_KEY_BUDGET_MS,
+  retry: STRIPE_RETRY,
+});
+const realProvisioning = proxyActivities<CheckoutActivities>({
+  startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
+  retry: STRIPE_RETRY,
+});
+
+/**
+ * The floor plus the checkout's unavoidable work and nothing else: the same three activity calls,
+ * but to the checkout's own activity functions with the requests its card happy path sends (the
+ * PaymentIntent create and confirm under its keys and parameters, the SQLite grant). Started with a
+ * plain start, no search attributes, memo or summaries, and no workflow logic beyond the three
+ * calls. What it costs beyond the floor is the work any checkout must do here; what the checkout
+ * costs beyond it is the product's bookkeeping and logic.
+ */
+export async function checkoutWorkingFloor(input: CheckoutInput): Promise<{ readonly outcome: 'completed' }> {
+  const workflowId = workflowInfo().workflowId;
+  const created = await realWrites.createPaymentIntent({
+    idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'create'),
+    params: {
+      amount: input.amount,
+      currency: input.currency,
+      customer: input.customerId,
+      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+      description: `Order ${input.orderId}`,
+      metadata: { order_id: input.orderId, checkout_workflow_id: workflowId, generation: '1' },
+    },
+  });
+  const confirmed = await realWrites.confirmPaymentIntent({
+    idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'confirm'),
+    paymentIntentId: created.id,
+    params: { payment_method: input.paymentMethodId },
+  });
+  if (confirmed.outcome !== 'payment_intent' || confirmed.paymentIntent.status !== 'succeeded') {
+    throw ApplicationFailure.nonRetryable(
+      `working floor ${input.orderId}: confirm answered ${confirmed.outcome}`,
+    );
+  }
+  await realProvisioning.provision({
+    workflowId,
+    orderId: input.orderId,
+    paymentIntentId: created.id,
+    item: { sku: input.provision.sku, quantity: input.provision.quantity },
+  });
   return { outcome: 'completed' };
 }
 

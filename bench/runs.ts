@@ -10,7 +10,9 @@
  *   checkout       the product: `startCheckout` (src/client.ts), the checkout workflow and activities;
  *   direct         the same activity functions called from a plain loop: no Temporal, no durability;
  *   shaped-floor   diagnostic: the floor plus the checkout's start options and its one upsert;
- *   local-floor    diagnostic: the floor with local activities, whatever the checkout uses.
+ *   local-floor    diagnostic: the floor with local activities, whatever the checkout uses;
+ *   working-floor  diagnostic: the floor calling the checkout's activities (its Stripe requests and
+ *                  SQLite grant), with no bookkeeping and no workflow logic.
  */
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
@@ -26,8 +28,13 @@ import {
   type CheckoutInput,
   type CreatePaymentIntentParams,
 } from '../src/workflows/definitions';
-import type { checkoutFloor, checkoutShapedFloor } from './floor-workflows';
-import { FLOOR_WORKFLOW_TYPE, SHAPED_FLOOR_WORKFLOW_TYPE, type FloorActivityKind } from './floor-activities';
+import type { checkoutFloor, checkoutShapedFloor, checkoutWorkingFloor } from './floor-workflows';
+import {
+  FLOOR_WORKFLOW_TYPE,
+  SHAPED_FLOOR_WORKFLOW_TYPE,
+  WORKING_FLOOR_WORKFLOW_TYPE,
+  type FloorActivityKind,
+} from './floor-activities';
 import { statsDelta } from './emulator-thread';
 import type { BenchEnvironment } from './environment';
 import {
@@ -132,6 +139,26 @@ function shapedFloorCheckouts(env: BenchEnvironment, taskQueue: string): Checkou
       const result = await handle.result();
       if (result.outcome !== 'completed')
         throw new Error(`shaped floor ${orderId} ended ${String(result.outcome)}`);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** The working floor: a plain start, like the floor's, of a workflow that does the checkout's work. */
+function workingFloorCheckouts(env: BenchEnvironment, taskQueue: string): Checkouts {
+  return {
+    async one(orderId) {
+      const handle = await env.client.workflow.start<typeof checkoutWorkingFloor>(
+        WORKING_FLOOR_WORKFLOW_TYPE,
+        {
+          workflowId: `working-${orderId}`,
+          taskQueue,
+          args: [checkoutInput(env, orderId, 'pm_card_visa')],
+        },
+      );
+      const result = await handle.result();
+      if (result.outcome !== 'completed')
+        throw new Error(`working floor ${orderId} ended ${String(result.outcome)}`);
     },
     close: () => Promise.resolve(),
   };
@@ -309,6 +336,8 @@ function checkoutsFor(env: BenchEnvironment, spec: RunSpec): Checkouts {
       return floorCheckouts(env.client, spec.taskQueue, 'local');
     case 'shaped-floor':
       return shapedFloorCheckouts(env, spec.taskQueue);
+    case 'working-floor':
+      return workingFloorCheckouts(env, spec.taskQueue);
     case 'checkout':
       return productCheckouts(env, spec.taskQueue);
     case 'direct':
@@ -374,7 +403,7 @@ export async function runModeRound(
         benchProcessMs: perCheckout((benchCpu.user + benchCpu.system) / 1000),
       },
       chargedExactlyOnce:
-        spec.mode === 'checkout' || spec.mode === 'direct'
+        spec.mode === 'checkout' || spec.mode === 'direct' || spec.mode === 'working-floor'
           ? await chargedExactlyOnce(env, loop.orderIds)
           : undefined,
       rounds: 1,

@@ -4,12 +4,14 @@
  * `checkout` runs the product's worker exactly as `src/worker.ts` builds it (`createCheckoutWorker`
  * with the real activities, the Stripe SDK pointed at the local Stripe server, and SQLite
  * provisioning); the only things the benchmark chooses are the worker options that function takes.
- * `floor` runs `floor-workflows.ts` with no-op activities and the same worker options.
+ * `floor` runs `floor-workflows.ts` with no-op activities and the same worker options (and, for the
+ * working floor only, the checkout's create, confirm and provision activity functions).
  *
  * It samples its own memory every 50 ms and answers the parent's requests over IPC. It ends on the
  * parent's `stop` (graceful shutdown) or when the parent goes away (the IPC channel closes).
  */
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { createActivities } from '../src/activities';
 import { SqliteProvisioner } from '../src/provisioning';
 import { createStripeClient } from '../src/stripe/client';
 import { QUIET_BUNDLER, createCheckoutWorker } from '../src/worker';
@@ -50,6 +52,18 @@ async function createWorker(
     });
     return { worker, close: () => provisioner.close() };
   }
+  // The working floor (floor-workflows.ts) calls the checkout's own activities, with a Stripe client
+  // and a provisioning store of its own; the no-op floors never touch them.
+  const url = new URL(spec.stripeUrl);
+  const provisioner = new SqliteProvisioner(spec.provisioningPath);
+  const real = createActivities({
+    stripe: createStripeClient({
+      secretKey: spec.stripeSecretKey,
+      timeoutMs: STRIPE_TIMEOUT_MS,
+      apiBase: { host: url.hostname, port: Number(url.port), protocol: 'http' },
+    }),
+    provisioner,
+  });
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('./floor-workflows'),
     // Bundled as the checkout's is: its modules shared by every run (`checkoutBundleOptions`).
@@ -61,12 +75,19 @@ async function createWorker(
     namespace: spec.namespace,
     taskQueue: spec.taskQueue,
     workflowBundle: { code: bundle.code },
-    activities: createFloorActivities(),
+    activities: {
+      ...createFloorActivities(),
+      createPaymentIntent: (input: Parameters<typeof real.createPaymentIntent>[0]) =>
+        real.createPaymentIntent(input),
+      confirmPaymentIntent: (input: Parameters<typeof real.confirmPaymentIntent>[0]) =>
+        real.confirmPaymentIntent(input),
+      provision: (request: Parameters<typeof real.provision>[0]) => real.provision(request),
+    },
     identity: spec.identity,
     shutdownGraceTime: SHUTDOWN_GRACE_MS,
     ...spec.tuning,
   });
-  return { worker, close: () => Promise.resolve() };
+  return { worker, close: () => provisioner.close() };
 }
 
 async function main(): Promise<void> {

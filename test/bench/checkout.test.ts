@@ -114,6 +114,52 @@ describe('checkout benchmark', function () {
   });
 });
 
+describe('checkout benchmark diagnostic floors', function () {
+  this.timeout(300_000);
+  let report: BenchReport;
+
+  before(async function () {
+    const { options } = parseOptions([
+      '--checkouts',
+      '4',
+      '--concurrency',
+      '2',
+      '--warmup',
+      '1',
+      '--modes',
+      'floor,shaped-floor,local-floor,working-floor',
+    ]);
+    report = await runBenchmark(options, () => {});
+  });
+
+  it('runs each diagnostic floor to completion on the floor worker', function () {
+    assert.deepEqual(
+      report.runs.map((r) => r.mode),
+      ['floor', 'shaped-floor', 'local-floor', 'working-floor'],
+    );
+    for (const run of report.runs) {
+      assert.equal(run.completed, 4, `${run.mode}: ${run.firstFailure ?? ''}`);
+      assert.equal(run.workerMemory?.processes, 1);
+    }
+    assert.ok(allGood(report));
+  });
+
+  it("makes the working floor do the checkout's Stripe requests, charging each order once, and the others none", function () {
+    for (const run of report.runs) {
+      if (run.mode === 'working-floor') {
+        assert.deepEqual(run.stripeRequestsByRoute, {
+          'POST /v1/payment_intents': 4,
+          'POST /v1/payment_intents/:id/confirm': 4,
+        });
+        assert.equal(run.chargedExactlyOnce, 4);
+      } else {
+        assert.equal(run.stripeRequests, 0, run.mode);
+        assert.equal(run.chargedExactlyOnce, undefined);
+      }
+    }
+  });
+});
+
 describe('benchmark figures', function () {
   it('takes percentiles by nearest rank', function () {
     const sorted = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
