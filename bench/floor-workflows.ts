@@ -33,17 +33,16 @@ const STRIPE_CALL_TIMEOUT_MS = 30 * SECOND;
 const STRIPE_KEY_BUDGET_MS = 20 * HOUR;
 const STRIPE_RETRY = { initialInterval: 1 * SECOND, backoffCoefficient: 2, maximumInterval: 1 * MINUTE };
 
-const writes = proxyActivities<FloorActivities>({
+const WRITE_OPTIONS = {
   startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
   scheduleToCloseTimeout: STRIPE_KEY_BUDGET_MS,
   retry: STRIPE_RETRY,
-});
-
+} as const;
 /** Provisioning retries without an attempt limit, as the checkout's does. */
-const provisioning = proxyActivities<FloorActivities>({
-  startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
-  retry: STRIPE_RETRY,
-});
+const PROVISIONING_OPTIONS = { startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS, retry: STRIPE_RETRY } as const;
+
+const writes = proxyActivities<FloorActivities>(WRITE_OPTIONS);
+const provisioning = proxyActivities<FloorActivities>(PROVISIONING_OPTIONS);
 
 export async function checkoutFloor(
   orderId: string,
@@ -76,15 +75,8 @@ export async function checkoutShapedFloor(input: CheckoutInput): Promise<{ reado
 }
 
 /** The checkout's own activities, with the floor's (the checkout's) options. */
-const realWrites = proxyActivities<CheckoutActivities>({
-  startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
-  scheduleToCloseTimeout: STRIPE_KEY_BUDGET_MS,
-  retry: STRIPE_RETRY,
-});
-const realProvisioning = proxyActivities<CheckoutActivities>({
-  startToCloseTimeout: STRIPE_CALL_TIMEOUT_MS,
-  retry: STRIPE_RETRY,
-});
+const realWrites = proxyActivities<CheckoutActivities>(WRITE_OPTIONS);
+const realProvisioning = proxyActivities<CheckoutActivities>(PROVISIONING_OPTIONS);
 
 /**
  * The floor plus the checkout's unavoidable work and nothing else: the same three activity calls,
