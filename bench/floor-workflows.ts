@@ -19,9 +19,9 @@ import type { CheckoutActivities } from '../src/activities';
 import {
   CheckoutStateAttr,
   StripePaymentIntentIdAttr,
-  paymentIdempotencyKey,
   type CheckoutInput,
 } from '../src/workflows/definitions';
+import { payByCard } from './card-path';
 import type { FloorActivities, FloorActivityKind } from './floor-activities';
 
 const SECOND = 1_000;
@@ -76,7 +76,11 @@ export async function checkoutShapedFloor(input: CheckoutInput): Promise<{ reado
 
 /** The checkout's own activities, with the floor's (the checkout's) options. */
 const realWrites = proxyActivities<CheckoutActivities>(WRITE_OPTIONS);
-const realProvisioning = proxyActivities<CheckoutActivities>(PROVISIONING_OPTIONS);
+const realActivities = {
+  createPaymentIntent: realWrites.createPaymentIntent,
+  confirmPaymentIntent: realWrites.confirmPaymentIntent,
+  provision: proxyActivities<CheckoutActivities>(PROVISIONING_OPTIONS).provision,
+};
 
 /**
  * The floor plus the checkout's unavoidable work and nothing else: the same three activity calls,
@@ -87,34 +91,9 @@ const realProvisioning = proxyActivities<CheckoutActivities>(PROVISIONING_OPTION
  * costs beyond it is the product's bookkeeping and logic.
  */
 export async function checkoutWorkingFloor(input: CheckoutInput): Promise<{ readonly outcome: 'completed' }> {
-  const workflowId = workflowInfo().workflowId;
-  const created = await realWrites.createPaymentIntent({
-    idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'create'),
-    params: {
-      amount: input.amount,
-      currency: input.currency,
-      customer: input.customerId,
-      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-      description: `Order ${input.orderId}`,
-      metadata: { order_id: input.orderId, checkout_workflow_id: workflowId, generation: '1' },
-    },
-  });
-  const confirmed = await realWrites.confirmPaymentIntent({
-    idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'confirm'),
-    paymentIntentId: created.id,
-    params: { payment_method: input.paymentMethodId },
-  });
-  if (confirmed.outcome !== 'payment_intent' || confirmed.paymentIntent.status !== 'succeeded') {
-    throw ApplicationFailure.nonRetryable(
-      `working floor ${input.orderId}: confirm answered ${confirmed.outcome}`,
-    );
-  }
-  await realProvisioning.provision({
-    workflowId,
-    orderId: input.orderId,
-    paymentIntentId: created.id,
-    item: { sku: input.provision.sku, quantity: input.provision.quantity },
-  });
+  await payByCard(realActivities, workflowInfo().workflowId, input, (message) =>
+    ApplicationFailure.nonRetryable(`working floor ${message}`),
+  );
   return { outcome: 'completed' };
 }
 

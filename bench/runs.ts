@@ -24,9 +24,7 @@ import {
   OrderIdAttr,
   PROCESSING,
   checkoutWorkflowId,
-  paymentIdempotencyKey,
   type CheckoutInput,
-  type CreatePaymentIntentParams,
 } from '../src/workflows/definitions';
 import type { checkoutFloor, checkoutShapedFloor, checkoutWorkingFloor } from './floor-workflows';
 import {
@@ -35,6 +33,7 @@ import {
   WORKING_FLOOR_WORKFLOW_TYPE,
   type FloorActivityKind,
 } from './floor-activities';
+import { payByCard } from './card-path';
 import { statsDelta } from './emulator-thread';
 import type { BenchEnvironment } from './environment';
 import {
@@ -187,33 +186,12 @@ function directCheckouts(env: BenchEnvironment, label: string): Checkouts {
   const activities = createActivities({ stripe: env.stripe, provisioner });
   return {
     async one(orderId) {
-      const workflowId = checkoutWorkflowId(orderId);
-      const params: CreatePaymentIntentParams = {
-        amount: AMOUNT,
-        currency: CURRENCY,
-        customer: env.customerId,
-        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-        description: `Order ${orderId}`,
-        metadata: { order_id: orderId, checkout_workflow_id: workflowId, generation: '1' },
-      };
-      const created = await activities.createPaymentIntent({
-        idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'create'),
-        params,
-      });
-      const confirmed = await activities.confirmPaymentIntent({
-        idempotencyKey: paymentIdempotencyKey(workflowId, 1, 'confirm'),
-        paymentIntentId: created.id,
-        params: { payment_method: 'pm_card_visa' },
-      });
-      if (confirmed.outcome !== 'payment_intent' || confirmed.paymentIntent.status !== 'succeeded') {
-        throw new Error(`direct ${orderId}: confirm answered ${confirmed.outcome}`);
-      }
-      await activities.provision({
-        workflowId,
-        orderId,
-        paymentIntentId: created.id,
-        item: { sku: SKU, quantity: 1 },
-      });
+      await payByCard(
+        activities,
+        checkoutWorkflowId(orderId),
+        checkoutInput(env, orderId, 'pm_card_visa'),
+        (message) => new Error(`direct ${message}`),
+      );
     },
     close: () => provisioner.close(),
   };
